@@ -1,0 +1,182 @@
+import path from 'node:path';
+import { projectRoot } from './infra/paths.js';
+
+export const ALL_MODULES = [
+  'health',
+  'throttling',
+  'cache',
+  'auth',
+  'chats',
+  'messages',
+  'search',
+  'docs',
+] as const;
+export type ModuleName = (typeof ALL_MODULES)[number];
+
+export type DatabaseConfig =
+  | { kind: 'embedded'; dataDir: string }
+  | { kind: 'url'; url: string }
+  | { kind: 'hosts'; hosts: string[]; port: number; database: string; user: string; password?: string };
+
+export interface Config {
+  port: number;
+  host: string;
+  logLevel: string;
+  apps: ModuleName[];
+  authDisabled: boolean;
+  trustProxy: boolean;
+  sessionTtlSeconds: number;
+  bcryptCost: number;
+  maxBodyBytes: number;
+  shutdownTimeoutMs: number;
+  migrateOnStart: boolean;
+  database: DatabaseConfig;
+  db: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number };
+  redisUrl?: string;
+  amqpUrl?: string;
+  cache: { ttlSeconds: number };
+  rateLimit: {
+    max: number;
+    windowMs: number;
+    sendMax: number;
+    sendWindowMs: number;
+    loginFailMax: number;
+    loginFailWindowMs: number;
+  };
+  search: {
+    resultTtlSeconds: number;
+    maxResults: number;
+    timeoutMs: number;
+    prefetch: number;
+    maxAttempts: number;
+    queue: string;
+  };
+}
+
+/** A bad setting: the process prints this one line and stops. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function present(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = present(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) {
+    throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = present(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (['true', '1', 'yes', 'on'].includes(raw)) return true;
+  if (['false', '0', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = present(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+  }
+  return raw;
+}
+
+function modules(env: Env): ModuleName[] {
+  const raw = present(env, 'APPS');
+  if (raw === undefined || raw === 'all') return [...ALL_MODULES];
+  const names = raw.split(',').map((name) => name.trim()).filter(Boolean);
+  for (const name of names) {
+    if (!(ALL_MODULES as readonly string[]).includes(name)) {
+      throw new ConfigError(`APPS names an unknown module "${name}" (known: ${ALL_MODULES.join(', ')})`);
+    }
+  }
+  // Mount order is fixed (throttling before routes, and so on), whatever order APPS lists.
+  return ALL_MODULES.filter((name) => names.includes(name));
+}
+
+function database(env: Env): DatabaseConfig {
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  if (databaseUrl) return { kind: 'url', url: databaseUrl };
+  const hosts = present(env, 'POSTGRES_HOSTS') ?? present(env, 'POSTGRES_HOST');
+  if (hosts) {
+    return {
+      kind: 'hosts',
+      hosts: hosts.split(',').map((host) => host.trim()).filter(Boolean),
+      port: integer(env, 'POSTGRES_PORT', 5432, 1, 65535),
+      database: present(env, 'POSTGRES_DB') ?? 'postgres',
+      user: present(env, 'POSTGRES_USER') ?? 'postgres',
+      password: env.POSTGRES_PWD ?? env.POSTGRES_PASSWORD,
+    };
+  }
+  const dataDir = present(env, 'DATA_DIR') ?? path.join(projectRoot(), 'data');
+  return { kind: 'embedded', dataDir };
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const logLevel = present(env, 'LOG_LEVEL') ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent`);
+  }
+  const config: Config = {
+    port: integer(env, 'PORT', 8080, 0, 65535),
+    host: present(env, 'HOST') ?? '0.0.0.0',
+    logLevel,
+    apps: modules(env),
+    authDisabled: boolean(env, 'AUTH_DISABLED', false),
+    trustProxy: boolean(env, 'TRUST_PROXY', false),
+    sessionTtlSeconds: integer(env, 'SESSION_TTL', 86_400, 1, 31_536_000),
+    bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),
+    maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1_048_576, 1024, 104_857_600),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    migrateOnStart: boolean(env, 'MIGRATE_ON_START', true),
+    database: database(env),
+    db: {
+      poolMax: integer(env, 'DB_POOL_MAX', 10, 1, 1000),
+      connectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 800, 50, 60_000),
+      statementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 10_000, 100, 3_600_000),
+    },
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    amqpUrl: url(env, 'AMQP_URL', ['amqp:', 'amqps:']),
+    cache: { ttlSeconds: integer(env, 'CACHE_TTL', 60, 1, 86_400) },
+    rateLimit: {
+      max: integer(env, 'RATE_LIMIT_MAX', 600, 1, 10_000_000),
+      windowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
+      sendMax: integer(env, 'SEND_RATE_LIMIT_MAX', 60, 1, 10_000_000),
+      sendWindowMs: integer(env, 'SEND_RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
+      loginFailMax: integer(env, 'LOGIN_FAIL_LIMIT_MAX', 10, 1, 10_000_000),
+      loginFailWindowMs: integer(env, 'LOGIN_FAIL_LIMIT_WINDOW_MS', 900_000, 1000, 86_400_000),
+    },
+    search: {
+      resultTtlSeconds: integer(env, 'SEARCH_RESULT_TTL', 300, 1, 604_800),
+      maxResults: integer(env, 'SEARCH_MAX_RESULTS', 1000, 1, 100_000),
+      timeoutMs: integer(env, 'SEARCH_TIMEOUT_MS', 5000, 10, 600_000),
+      prefetch: integer(env, 'SEARCH_PREFETCH', 4, 1, 1000),
+      maxAttempts: integer(env, 'SEARCH_MAX_ATTEMPTS', 3, 1, 100),
+      queue: present(env, 'SEARCH_QUEUE') ?? 'messenger.search',
+    },
+  };
+  if (config.amqpUrl && !config.redisUrl) {
+    throw new ConfigError(
+      'AMQP_URL is set but REDIS_URL is not: search consumers store results in Redis, so both are needed',
+    );
+  }
+  return config;
+}

@@ -1,0 +1,30 @@
+import { bodyParser } from '@koa/bodyparser';
+import type { Middleware } from 'koa';
+import { badParameters, payloadTooLarge, unsupportedMediaType } from './errors.js';
+
+/**
+ * Reads a JSON object body: no body or an empty one, malformed JSON or a non-object → 400,
+ * another content type → 415, more than `limitBytes` → 413.
+ */
+export function jsonBody(limitBytes: number): Middleware {
+  const parse = bodyParser({
+    enableTypes: ['json'],
+    jsonLimit: limitBytes,
+    jsonStrict: true,
+    onError: (error) => {
+      const status = (error as { status?: number }).status;
+      throw status === 413 ? payloadTooLarge() : badParameters();
+    },
+  });
+  return async (ctx, next) => {
+    const length = ctx.request.length;
+    if (!ctx.request.type && (length === undefined || length === 0)) throw badParameters();
+    if (!ctx.request.is('json')) throw unsupportedMediaType();
+    if (length !== undefined && length > limitBytes) throw payloadTooLarge();
+    await parse(ctx, async () => {
+      const body: unknown = ctx.request.body;
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badParameters();
+      await next();
+    });
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * The one error type of the API. `message` is the stable code clients match on (CONTRACT.md, Errors);
+ * it is what the error middleware puts in the body, and the only thing it exposes.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(code);
+    this.name = 'AppError';
+  }
+}
+
+export const badParameters = () => new AppError(400, 'bad-parameters');
+export const badCursor = () => new AppError(400, 'bad-cursor');
+export const authFailed = () => new AppError(401, 'auth-failed');
+export const invalidSession = () => new AppError(401, 'invalid-session-id');
+export const sessionExpired = () => new AppError(401, 'session-id-expired');
+export const invalidCredentials = () => new AppError(401, 'invalid-credentials');
+export const chatNotFound = () => new AppError(404, 'chat-not-found');
+export const userNotFound = () => new AppError(404, 'user-not-found');
+export const taskNotFound = () => new AppError(404, 'task-not-found');
+export const notFound = () => new AppError(404, 'not-found');
+export const methodNotAllowed = (allow: string) =>
+  new AppError(405, 'method-not-allowed', { Allow: allow });
+export const userAlreadyExists = () => new AppError(409, 'user-already-exists');
+export const taskNotComplete = () => new AppError(409, 'task-not-complete');
+export const taskFailed = () => new AppError(409, 'task-failed');
+export const payloadTooLarge = () => new AppError(413, 'payload-too-large');
+export const unsupportedMediaType = () => new AppError(415, 'unsupported-media-type');
+export const tooManyRequests = (retryAfterSeconds: number) =>
+  new AppError(429, 'request-limit-exceeded', { 'Retry-After': String(retryAfterSeconds) });
+export const serviceUnavailable = () => new AppError(503, 'service-unavailable');
+export const internalError = () => new AppError(500, 'internal-error');
+
+/**
+ * Thrown by adapters when their backend (database, broker, result store) cannot be reached;
+ * the error middleware answers 503 for it.
+ */
+export class DependencyUnavailableError extends Error {
+  constructor(
+    readonly dependency: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${dependency} unavailable`, options);
+    this.name = 'DependencyUnavailableError';
+  }
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import type { Middleware } from 'koa';
+import type { Logger } from '../infra/logger.js';
+import {
+  AppError,
+  DependencyUnavailableError,
+  internalError,
+  methodNotAllowed,
+  notFound,
+  serviceUnavailable,
+} from './errors.js';
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** Gives each request an id (kept from X-Request-Id when sane) and logs one line when it ends. */
+export function requestLog(logger: Logger): Middleware {
+  return async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    const incoming = ctx.get('X-Request-Id');
+    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.set('X-Request-Id', requestId);
+    try {
+      await next();
+    } finally {
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      const line = {
+        requestId,
+        method: ctx.method,
+        path: ctx.path,
+        status: ctx.status,
+        durationMs: Math.round(durationMs * 100) / 100,
+      };
+      if (ctx.status >= 500) logger.error(line, 'request');
+      else logger.info(line, 'request');
+    }
+  };
+}
+
+/**
+ * Turns every failure into the JSON body of CONTRACT.md. Only AppError codes reach the client;
+ * anything else is a 500 (or a 503 when a dependency is down) whose details stay in the log.
+ */
+export function errorHandler(logger: Logger, isUnavailable: (error: unknown) => boolean): Middleware {
+  return async (ctx, next) => {
+    let error: unknown;
+    try {
+      await next();
+      // Nothing answered: no route (404), or the router knows the path but not the method.
+      if (ctx.body === undefined && ctx.status === 404) error = notFound();
+      if (ctx.body === undefined && (ctx.status === 405 || ctx.status === 501)) {
+        error = methodNotAllowed(ctx.response.get('Allow'));
+      }
+    } catch (caught) {
+      error = caught;
+    }
+    if (error === undefined) return;
+
+    let appError: AppError;
+    if (error instanceof AppError) {
+      appError = error;
+    } else if (error instanceof DependencyUnavailableError || isUnavailable(error)) {
+      appError = serviceUnavailable();
+    } else {
+      appError = internalError();
+      logger.error({ err: error, requestId: ctx.state.requestId }, 'unhandled error');
+    }
+    ctx.status = appError.status;
+    ctx.set(appError.headers);
+    ctx.body = { message: appError.code };
+  };
+}

@@ -1,0 +1,32 @@
+import type { Logger } from './logger.js';
+
+/**
+ * Remembers whether a dependency is reachable and logs exactly one line when an outage starts
+ * and one when it ends, however many requests notice it in between.
+ */
+export class DependencyMonitor {
+  private downSince: number | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly logger: Logger,
+  ) {}
+
+  get isDown(): boolean {
+    return this.downSince !== undefined;
+  }
+
+  down(error: unknown): void {
+    if (this.downSince !== undefined) return;
+    this.downSince = Date.now();
+    const reason = error instanceof Error ? error.message : String(error);
+    this.logger.error({ dependency: this.name, reason }, `${this.name} unreachable: outage started`);
+  }
+
+  up(): void {
+    if (this.downSince === undefined) return;
+    const outageMs = Date.now() - this.downSince;
+    this.downSince = undefined;
+    this.logger.warn({ dependency: this.name, outageMs }, `${this.name} reachable again: outage ended`);
+  }
+}

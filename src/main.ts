@@ -1,0 +1,63 @@
+import { createService } from './app.js';
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './infra/logger.js';
+
+type Role = 'api' | 'migrate';
+
+async function main(role: string | undefined): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`configuration error: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+
+  switch (role as Role) {
+    case 'migrate': {
+      const service = await createService({ ...config, apps: [], migrateOnStart: false }, logger);
+      const applied = await service.db.migrate();
+      logger.info({ applied }, applied.length ? 'migrations applied' : 'schema already up to date');
+      await service.close();
+      return;
+    }
+    case 'api': {
+      const service = await createService(config, logger);
+      const server = await service.listen();
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : config.port;
+      logger.info({ port, modules: config.apps, database: service.db.kind }, `listening on http://localhost:${port}`);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down');
+        service.close().then(
+          () => {
+            logger.info('stopped');
+            process.exit(0);
+          },
+          (error: unknown) => {
+            logger.error({ err: error }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      return;
+    }
+    default:
+      process.stderr.write(`usage: main.js <api|migrate>, got "${role ?? ''}"\n`);
+      process.exit(2);
+  }
+}
+
+main(process.argv[2]).catch((error: unknown) => {
+  process.stderr.write(`fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

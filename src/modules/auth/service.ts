@@ -1,0 +1,71 @@
+import { createHash, randomBytes } from 'node:crypto';
+import bcrypt from 'bcrypt';
+import { invalidCredentials, invalidSession, sessionExpired, userAlreadyExists } from '../../http/errors.js';
+import type { AuthRepository } from './repository.js';
+
+const DAY_MS = 86_400_000;
+const BCRYPT_MAX_BYTES = 72;
+
+/** Where a logged-in session is remembered between requests (the cache module may provide one). */
+export interface SessionCache {
+  get(tokenHash: string): Promise<{ userId: string; expiresAt: number } | undefined>;
+  set(tokenHash: string, session: { userId: string; expiresAt: number }): Promise<void>;
+  delete(tokenHash: string): Promise<void>;
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export class AuthService {
+  // Compared against when the user does not exist, so both failures take the same time.
+  private readonly dummyHash: Promise<string>;
+
+  constructor(
+    private readonly repository: AuthRepository,
+    private readonly options: { bcryptCost: number; sessionTtlSeconds: number; sessionCache?: SessionCache },
+  ) {
+    this.dummyHash = bcrypt.hash(randomBytes(16).toString('hex'), options.bcryptCost);
+  }
+
+  async register(userName: string, password: string): Promise<{ userId: string }> {
+    const passwordHash = await bcrypt.hash(password, this.options.bcryptCost);
+    const userId = await this.repository.insertUser(userName, passwordHash);
+    if (userId === null) throw userAlreadyExists();
+    return { userId };
+  }
+
+  async login(userName: string, password: string): Promise<{ token: string; userId: string }> {
+    const user = await this.repository.findUserByName(userName);
+    const tooLong = Buffer.byteLength(password) > BCRYPT_MAX_BYTES;
+    const matches = await bcrypt.compare(password, user?.passwordHash ?? (await this.dummyHash));
+    if (!user || !matches || tooLong) throw invalidCredentials();
+
+    const token = randomBytes(32).toString('base64url');
+    const expiresAt = new Date(Date.now() + this.options.sessionTtlSeconds * 1000);
+    await this.repository.insertSession(hashToken(token), user.id, expiresAt);
+    await this.repository.deleteExpiredSessions(user.id, DAY_MS);
+    return { token, userId: user.id };
+  }
+
+  async logout(token: string): Promise<void> {
+    const tokenHash = hashToken(token);
+    await this.repository.deleteSession(tokenHash);
+    await this.options.sessionCache?.delete(tokenHash);
+  }
+
+  /** The user a session token belongs to, or 401 `invalid-session-id` / `session-id-expired`. */
+  async authenticate(token: string): Promise<string> {
+    const tokenHash = hashToken(token);
+    const cache = this.options.sessionCache;
+    let session = await cache?.get(tokenHash);
+    if (!session) {
+      const record = await this.repository.findSession(tokenHash);
+      if (!record) throw invalidSession();
+      session = { userId: record.userId, expiresAt: record.expiresAt.getTime() };
+      if (session.expiresAt > Date.now()) await cache?.set(tokenHash, session);
+    }
+    if (session.expiresAt <= Date.now()) throw sessionExpired();
+    return session.userId;
+  }
+}

@@ -1,0 +1,43 @@
+import { chatNotFound } from '../../http/errors.js';
+import { isUuid } from '../../http/validate.js';
+import type { Caller } from '../types.js';
+import type { ChatsRepository } from './repository.js';
+
+const FOREIGN_KEY_VIOLATION = '23503';
+
+export class ChatsService {
+  constructor(private readonly repository: ChatsRepository) {}
+
+  createChat(caller: Caller, chatName: string): Promise<string> {
+    return this.repository.insertChat(chatName, caller.userId);
+  }
+
+  /**
+   * Knowing a chat's id is what lets a caller join it. Joining again keeps the member id and
+   * renames it; anonymous callers get a new member each time.
+   */
+  async join(caller: Caller, chatId: string, userName: string): Promise<string> {
+    if (!isUuid(chatId)) throw chatNotFound();
+    try {
+      return caller.userId === null
+        ? await this.repository.insertAnonymousMember(chatId, userName)
+        : await this.repository.upsertMember(chatId, caller.userId, userName);
+    } catch (error) {
+      if ((error as { code?: string }).code === FOREIGN_KEY_VIOLATION) throw chatNotFound();
+      throw error;
+    }
+  }
+
+  /**
+   * 404 `chat-not-found` unless the caller may see the chat: members may; anonymous callers
+   * (authentication off) may see every chat. A chat you are not in looks exactly like no chat.
+   */
+  async requireVisible(caller: Caller, chatId: string): Promise<void> {
+    if (!isUuid(chatId)) throw chatNotFound();
+    const visible =
+      caller.userId === null
+        ? await this.repository.chatExists(chatId)
+        : await this.repository.isMember(chatId, caller.userId);
+    if (!visible) throw chatNotFound();
+  }
+}

@@ -1,0 +1,49 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import type { Middleware } from 'koa';
+import { koaSwagger } from 'koa2-swagger-ui';
+import { notFound } from '../../http/errors.js';
+import { projectRoot } from '../../infra/paths.js';
+import type { AppModule } from '../types.js';
+
+const require = createRequire(import.meta.url);
+
+// What the Swagger UI page asks for, served from swagger-ui-dist: the docs work with no internet.
+const ASSETS: Record<string, { file: string; type: string }> = {
+  'swagger-ui.min.css': { file: 'swagger-ui.css', type: 'text/css' },
+  'swagger-ui-bundle.js': { file: 'swagger-ui-bundle.js', type: 'application/javascript' },
+  'swagger-ui-standalone-preset.js': { file: 'swagger-ui-standalone-preset.js', type: 'application/javascript' },
+};
+
+/** Swagger UI at /docs and the raw OpenAPI contract at /swagger.yml. */
+export function docsModule(): AppModule {
+  const spec = fs.readFileSync(path.join(projectRoot(), 'swagger.yml'), 'utf8');
+  const assetsDir = path.dirname(require.resolve('swagger-ui-dist/package.json'));
+  const ui = koaSwagger({
+    title: 'Messenger API',
+    routePrefix: '/docs',
+    swaggerCdnUrl: '/docs',
+    swaggerVersion: 'assets',
+    swaggerOptions: { url: '/swagger.yml', persistAuthorization: true },
+  }) as unknown as Middleware;
+
+  return {
+    name: 'docs',
+    routes(router) {
+      router.get('/swagger.yml', (ctx) => {
+        ctx.type = 'application/yaml';
+        ctx.body = spec;
+      });
+      router.get('/docs', ui);
+      router.get('/favicon.png', ui);
+      router.get('/docs/assets/:file', (ctx) => {
+        const asset = ASSETS[ctx.params.file ?? ''];
+        if (!asset) throw notFound();
+        ctx.type = asset.type;
+        ctx.set('Cache-Control', 'public, max-age=86400');
+        ctx.body = fs.createReadStream(path.join(assetsDir, asset.file));
+      });
+    },
+  };
+}

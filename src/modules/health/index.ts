@@ -1,0 +1,54 @@
+import type { Middleware } from 'koa';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { serviceUnavailable } from '../../http/errors.js';
+import type { AppModule, ModuleContext } from '../types.js';
+
+/** Liveness (`/ping`, never touches the database), readiness (`/ping_db`) and Prometheus `/metrics`. */
+export function healthModule({ db }: ModuleContext): AppModule {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'http_requests_total',
+    help: 'HTTP requests by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by method and route',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+
+  const measure: Middleware = async (ctx, next) => {
+    const end = duration.startTimer();
+    try {
+      await next();
+    } finally {
+      // The matched route pattern, never the raw path: ids would make the label set unbounded.
+      const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+      const labels = { method: ctx.method, route: typeof route === 'string' ? route : 'unmatched' };
+      end(labels);
+      requests.inc({ ...labels, status: String(ctx.status) });
+    }
+  };
+
+  return {
+    name: 'health',
+    middleware: [measure],
+    routes(router) {
+      router.get('/ping', (ctx) => {
+        ctx.body = { status: 'ok' };
+      });
+      router.get('/ping_db', async (ctx) => {
+        if (!(await db.ping())) throw serviceUnavailable();
+        ctx.body = { status: 'ok' };
+      });
+      router.get('/metrics', async (ctx) => {
+        ctx.type = registry.contentType;
+        ctx.body = await registry.metrics();
+      });
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import type { Knex } from '../../infra/db.js';
+
+export interface HistoryRow {
+  seq: string;
+  message_id: string;
+  user_id: string;
+  user_name: string;
+  text: string;
+  created_at: Date;
+}
+
+export class MessagesRepository {
+  constructor(private readonly knex: Knex) {}
+
+  /**
+   * Inserts the message if `memberId` is a member of the chat (owned by `userId` unless anonymous);
+   * returns its id, or undefined when there is no such member.
+   */
+  async insertMessage(chatId: string, memberId: string, userId: string | null, text: string): Promise<string | undefined> {
+    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
+      `INSERT INTO messages (chat_id, member_id, text)
+       SELECT chat_id, id, ? FROM members
+       WHERE id = ? AND chat_id = ? AND (?::uuid IS NULL OR user_id = ?::uuid)
+       RETURNING id`,
+      [text, memberId, chatId, userId, userId],
+    );
+    return rows[0]?.id;
+  }
+
+  /** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
+  async page(chatId: string, afterSeq: string, limit: number): Promise<HistoryRow[]> {
+    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(
+      `SELECT m.seq, m.id AS message_id, m.member_id AS user_id, mb.name AS user_name, m.text, m.created_at
+       FROM messages m JOIN members mb ON mb.id = m.member_id
+       WHERE m.chat_id = ? AND m.seq > ?
+       ORDER BY m.seq
+       LIMIT ?`,
+      [chatId, afterSeq, limit],
+    );
+    return rows;
+  }
+}
