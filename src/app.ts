@@ -34,7 +34,11 @@ export interface Service {
   close(): Promise<void>;
 }
 
-function migrateInBackground(db: Database, logger: Logger, state: { ready: boolean; closed: boolean }): Promise<void> {
+function migrateInBackground(
+  db: Database,
+  logger: Logger,
+  state: { ready: boolean; closed: boolean },
+): Promise<void> {
   return (async () => {
     for (let attempt = 1, delay = 500; !state.closed; attempt++, delay = Math.min(delay * 2, RETRY_MAX_MS)) {
       try {
@@ -85,7 +89,8 @@ export async function createService(config: Config, logger: Logger): Promise<Ser
     migrated,
     listen() {
       return new Promise((resolve, reject) => {
-        const listening = http.createServer(app.callback());
+        const handle = app.callback();
+        const listening = http.createServer((req, res) => void handle(req, res));
         listening.keepAliveTimeout = 65_000;
         listening.once('error', reject);
         listening.listen(config.port, config.host, () => {

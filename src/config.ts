@@ -102,7 +102,10 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
 function modules(env: Env): ModuleName[] {
   const raw = present(env, 'APPS');
   if (raw === undefined || raw === 'all') return [...ALL_MODULES];
-  const names = raw.split(',').map((name) => name.trim()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   for (const name of names) {
     if (!(ALL_MODULES as readonly string[]).includes(name)) {
       throw new ConfigError(`APPS names an unknown module "${name}" (known: ${ALL_MODULES.join(', ')})`);
@@ -119,7 +122,10 @@ function database(env: Env): DatabaseConfig {
   if (hosts) {
     return {
       kind: 'hosts',
-      hosts: hosts.split(',').map((host) => host.trim()).filter(Boolean),
+      hosts: hosts
+        .split(',')
+        .map((host) => host.trim())
+        .filter(Boolean),
       port: integer(env, 'POSTGRES_PORT', 5432, 1, 65535),
       database: present(env, 'POSTGRES_DB') ?? 'postgres',
       user: present(env, 'POSTGRES_USER') ?? 'postgres',

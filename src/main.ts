@@ -30,7 +30,10 @@ async function main(role: string | undefined): Promise<void> {
       const server = await service.listen();
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : config.port;
-      logger.info({ port, modules: config.apps, database: service.db.kind }, `listening on http://localhost:${port}`);
+      logger.info(
+        { port, modules: config.apps, database: service.db.kind },
+        `listening on http://localhost:${port}`,
+      );
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;

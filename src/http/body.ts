@@ -17,10 +17,11 @@ export function jsonBody(limitBytes: number): Middleware {
     },
   });
   return async (ctx, next) => {
-    const length = ctx.request.length;
-    if (!ctx.request.type && (length === undefined || length === 0)) throw badParameters();
-    if (!ctx.request.is('json')) throw unsupportedMediaType();
-    if (length !== undefined && length > limitBytes) throw payloadTooLarge();
+    // type-is answers null when the request has no body at all, false for another content type.
+    const type = ctx.request.is('json');
+    if (type === null) throw badParameters();
+    if (type === false) throw unsupportedMediaType();
+    if (ctx.request.length > limitBytes) throw payloadTooLarge();
     await parse(ctx, async () => {
       const body: unknown = ctx.request.body;
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badParameters();

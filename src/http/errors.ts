@@ -23,8 +23,7 @@ export const chatNotFound = () => new AppError(404, 'chat-not-found');
 export const userNotFound = () => new AppError(404, 'user-not-found');
 export const taskNotFound = () => new AppError(404, 'task-not-found');
 export const notFound = () => new AppError(404, 'not-found');
-export const methodNotAllowed = (allow: string) =>
-  new AppError(405, 'method-not-allowed', { Allow: allow });
+export const methodNotAllowed = (allow: string) => new AppError(405, 'method-not-allowed', { Allow: allow });
 export const userAlreadyExists = () => new AppError(409, 'user-already-exists');
 export const taskNotComplete = () => new AppError(409, 'task-not-complete');
 export const taskFailed = () => new AppError(409, 'task-failed');

@@ -69,7 +69,12 @@ function check(rule: Rule, value: unknown): unknown {
       return value;
     }
     case 'int': {
-      const number = typeof value === 'number' ? value : typeof value === 'string' && INTEGER.test(value) ? Number(value) : NaN;
+      const number =
+        typeof value === 'number'
+          ? value
+          : typeof value === 'string' && INTEGER.test(value)
+            ? Number(value)
+            : NaN;
       if (!Number.isInteger(number) || number < rule.min || number > rule.max) throw badParameters();
       return number;
     }

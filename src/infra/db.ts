@@ -6,6 +6,7 @@ import type { Config, DatabaseConfig } from '../config.js';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
 import { migrationSource } from '../migrations/index.js';
+import './tables.js';
 
 export type { Knex };
 
@@ -41,12 +42,17 @@ const CONNECTION_ERROR_TEXT =
 export function isConnectionError(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
     if (typeof e !== 'object') return false;
-    const { code, message, name, cause } = e as { code?: unknown; message?: unknown; name?: unknown; cause?: unknown };
+    const { code, message, name, cause } = e as {
+      code?: unknown;
+      message?: unknown;
+      name?: unknown;
+      cause?: unknown;
+    };
     if (typeof code === 'string' && (CONNECTION_ERROR_CODES.has(code) || code.startsWith('08'))) return true;
     if (name === 'KnexTimeoutError') return true;
     if (typeof message === 'string' && CONNECTION_ERROR_TEXT.test(message)) return true;
     if (Array.isArray((e as { errors?: unknown }).errors)) {
-      return ((e as { errors: unknown[] }).errors).some(isConnectionError);
+      return (e as { errors: unknown[] }).errors.some(isConnectionError);
     }
     e = cause;
   }

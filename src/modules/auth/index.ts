@@ -15,7 +15,9 @@ export function authModule({ config, db, extensions, logger }: ModuleContext): A
   });
   const authenticate = authenticateMiddleware(service);
   if (config.authDisabled) {
-    logger.warn('AUTH_DISABLED=true: requests without a session are served as an anonymous caller who can read, post and search in every chat');
+    logger.warn(
+      'AUTH_DISABLED=true: requests without a session are served as an anonymous caller who can read, post and search in every chat',
+    );
   } else {
     extensions.authenticate = authenticate;
   }

@@ -28,7 +28,7 @@ export class AuthRepository {
 
   async findUserByName(name: string): Promise<UserRecord | undefined> {
     const row = await this.knex('users').where({ name }).first('id', 'password_hash');
-    return row ? { id: row.id as string, passwordHash: row.password_hash as string } : undefined;
+    return row ? { id: row.id, passwordHash: row.password_hash } : undefined;
   }
 
   async insertSession(tokenHash: string, userId: string, expiresAt: Date): Promise<void> {
@@ -37,7 +37,7 @@ export class AuthRepository {
 
   async findSession(tokenHash: string): Promise<SessionRecord | undefined> {
     const row = await this.knex('sessions').where({ token_hash: tokenHash }).first('user_id', 'expires_at');
-    return row ? { userId: row.user_id as string, expiresAt: new Date(row.expires_at as Date) } : undefined;
+    return row ? { userId: row.user_id, expiresAt: new Date(row.expires_at) } : undefined;
   }
 
   async deleteSession(tokenHash: string): Promise<void> {

@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import type { Middleware } from 'koa';
 import { koaSwagger } from 'koa2-swagger-ui';
 import { notFound } from '../../http/errors.js';
 import { projectRoot } from '../../infra/paths.js';
@@ -13,7 +12,10 @@ const require = createRequire(import.meta.url);
 const ASSETS: Record<string, { file: string; type: string }> = {
   'swagger-ui.min.css': { file: 'swagger-ui.css', type: 'text/css' },
   'swagger-ui-bundle.js': { file: 'swagger-ui-bundle.js', type: 'application/javascript' },
-  'swagger-ui-standalone-preset.js': { file: 'swagger-ui-standalone-preset.js', type: 'application/javascript' },
+  'swagger-ui-standalone-preset.js': {
+    file: 'swagger-ui-standalone-preset.js',
+    type: 'application/javascript',
+  },
 };
 
 /** Swagger UI at /docs and the raw OpenAPI contract at /swagger.yml. */
@@ -26,7 +28,7 @@ export function docsModule(): AppModule {
     swaggerCdnUrl: '/docs',
     swaggerVersion: 'assets',
     swaggerOptions: { url: '/swagger.yml', persistAuthorization: true },
-  }) as unknown as Middleware;
+  });
 
   return {
     name: 'docs',

@@ -16,7 +16,12 @@ export class MessagesRepository {
    * Inserts the message if `memberId` is a member of the chat (owned by `userId` unless anonymous);
    * returns its id, or undefined when there is no such member.
    */
-  async insertMessage(chatId: string, memberId: string, userId: string | null, text: string): Promise<string | undefined> {
+  async insertMessage(
+    chatId: string,
+    memberId: string,
+    userId: string | null,
+    text: string,
+  ): Promise<string | undefined> {
     const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
       `INSERT INTO messages (chat_id, member_id, text)
        SELECT chat_id, id, ? FROM members

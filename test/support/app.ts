@@ -1,0 +1,70 @@
+import supertest from 'supertest';
+import type { Test } from 'supertest';
+import { createService, type Service } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createLogger } from '../../src/infra/logger.js';
+import { assertMatchesSpec } from './spec.js';
+import { profile } from './profile.js';
+
+export interface Api {
+  get(url: string): Test;
+  post(url: string): Test;
+  put(url: string): Test;
+  patch(url: string): Test;
+  delete(url: string): Test;
+  options(url: string): Test;
+}
+
+export interface TestApp {
+  service: Service;
+  config: Config;
+  api: Api;
+  close(): Promise<void>;
+}
+
+/** An HTTP client on the app in-process: every response it gets is checked against swagger.yml. */
+export function apiFor(handler: Parameters<typeof supertest>[0]): Api {
+  const agent = supertest(handler);
+  const method =
+    (name: 'get' | 'post' | 'put' | 'patch' | 'delete' | 'options') =>
+    (url: string): Test =>
+      agent[name](url).expect((res) => assertMatchesSpec(name, url, res));
+  return {
+    get: method('get'),
+    post: method('post'),
+    put: method('put'),
+    patch: method('patch'),
+    delete: method('delete'),
+    options: method('options'),
+  };
+}
+
+/**
+ * Builds the real app on the current profile's settings plus `env` (embedded: a fresh in-memory
+ * PGlite unless DATA_DIR is given; services: the DATABASE_URL / REDIS_URL / AMQP_URL of the run).
+ */
+export async function startApp(env: Record<string, string | undefined> = {}): Promise<TestApp> {
+  const config = loadConfig({
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    BCRYPT_COST: '4',
+    DATA_DIR: 'memory://',
+    ...profile.env,
+    ...env,
+  });
+  const service = await createService(config, createLogger(config.logLevel));
+  await service.migrated;
+  return { service, config, api: apiFor(service.app.callback()), close: () => service.close() };
+}
+
+let shared: Promise<TestApp> | undefined;
+
+/** One app for the suites that need no special settings (closed by the root hook). */
+export function sharedApp(): Promise<TestApp> {
+  shared ??= startApp();
+  return shared;
+}
+
+export async function closeSharedApp(): Promise<void> {
+  if (shared) await (await shared).close();
+  shared = undefined;
+}
