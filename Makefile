@@ -1,0 +1,47 @@
+# Messenger API — every target installs dependencies first when package-lock.json changed.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+NPM_STAMP := node_modules/.install-stamp
+# The services profile: real Postgres (and later Redis, RabbitMQ) at the usual local settings.
+SERVICES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/messenger_test
+# `make test` is the embedded profile whatever the caller's shell exports.
+EMBEDDED := env -u DATABASE_URL -u POSTGRES_HOSTS -u POSTGRES_HOST -u REDIS_URL -u AMQP_URL
+
+.PHONY: help install build dev start migrate test test-services lint format clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(NPM_STAMP) ## Install dependencies (npm ci) if package-lock.json changed
+
+build: $(NPM_STAMP) ## Compile TypeScript to dist/
+	npm run build
+
+dev: build ## Run the API on embedded defaults (PGlite, memory cache, in-process search) at http://localhost:8080
+	node dist/src/main.js api
+
+start: build ## Run the built API with the settings of the environment (DATABASE_URL, REDIS_URL, AMQP_URL, ...)
+	node dist/src/main.js api
+
+migrate: build ## Apply database migrations to the configured database
+	node dist/src/main.js migrate
+
+test: $(NPM_STAMP) ## Run the tests on embedded defaults (no services needed), with coverage
+	$(EMBEDDED) npm test
+
+test-services: $(NPM_STAMP) ## Run the tests against real Postgres (SERVICES_DATABASE_URL)
+	DATABASE_URL=$(SERVICES_DATABASE_URL) npm test
+
+lint: $(NPM_STAMP) ## eslint, prettier --check and the TypeScript compiler
+	npm run lint
+
+format: $(NPM_STAMP) ## Rewrite files with prettier
+	npm run format
+
+clean: ## Remove build output, coverage and the embedded database
+	rm -rf dist coverage data
