@@ -11,6 +11,7 @@ import { chatsModule } from './modules/chats/index.js';
 import { docsModule } from './modules/docs/index.js';
 import { healthModule } from './modules/health/index.js';
 import { messagesModule } from './modules/messages/index.js';
+import { searchModule } from './modules/search/index.js';
 import type { AppModule, Extensions, ModuleContext, ModuleFactory } from './modules/types.js';
 
 const factories: Partial<Record<ModuleName, ModuleFactory>> = {
@@ -18,6 +19,7 @@ const factories: Partial<Record<ModuleName, ModuleFactory>> = {
   auth: authModule,
   chats: chatsModule,
   messages: messagesModule,
+  search: searchModule,
   docs: docsModule,
 };
 

@@ -184,5 +184,10 @@ export function loadConfig(env: Env = process.env): Config {
       'AMQP_URL is set but REDIS_URL is not: search consumers store results in Redis, so both are needed',
     );
   }
+  if (config.amqpUrl && config.database.kind === 'embedded') {
+    throw new ConfigError(
+      'AMQP_URL is set but no shared database is: consumers need DATABASE_URL or POSTGRES_HOSTS too',
+    );
+  }
   return config;
 }

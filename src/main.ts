@@ -1,8 +1,9 @@
 import { createService } from './app.js';
+import { startConsumer } from './consumer.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './infra/logger.js';
 
-type Role = 'api' | 'migrate';
+type Role = 'api' | 'consumer' | 'migrate';
 
 async function main(role: string | undefined): Promise<void> {
   let config;
@@ -25,6 +26,11 @@ async function main(role: string | undefined): Promise<void> {
       await service.close();
       return;
     }
+    case 'consumer': {
+      const consumer = await startConsumer(config, logger);
+      onSignal(logger, () => consumer.stop());
+      return;
+    }
     case 'api': {
       const service = await createService(config, logger);
       const server = await service.listen();
@@ -34,30 +40,35 @@ async function main(role: string | undefined): Promise<void> {
         { port, modules: config.apps, database: service.db.kind },
         `listening on http://localhost:${port}`,
       );
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'shutting down');
-        service.close().then(
-          () => {
-            logger.info('stopped');
-            process.exit(0);
-          },
-          (error: unknown) => {
-            logger.error({ err: error }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      onSignal(logger, () => service.close());
       return;
     }
     default:
-      process.stderr.write(`usage: main.js <api|migrate>, got "${role ?? ''}"\n`);
+      process.stderr.write(`usage: main.js <api|consumer|migrate>, got "${role ?? ''}"\n`);
       process.exit(2);
   }
+}
+
+/** SIGTERM or SIGINT: stop gracefully once, exit 0 (1 if stopping failed). */
+function onSignal(logger: ReturnType<typeof createLogger>, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    stop().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => handle('SIGTERM'));
+  process.on('SIGINT', () => handle('SIGINT'));
 }
 
 main(process.argv[2]).catch((error: unknown) => {

@@ -27,7 +27,7 @@ type Rule = TextRule | IntRule | TimeRule;
 
 type Value<R extends Rule> = R extends IntRule ? number : R extends TimeRule ? Date : string;
 export type Parsed<S extends Record<string, Rule>> = {
-  [K in keyof S]: S[K]['optional'] extends true ? Value<S[K]> | undefined : Value<S[K]>;
+  [K in keyof S]: S[K] extends { optional: true } ? Value<S[K]> | undefined : Value<S[K]>;
 };
 
 export const text = (min: number, max: number, extra: Partial<TextRule> = {}): TextRule => ({
@@ -42,7 +42,9 @@ export const int = (min: number, max: number, extra: Partial<IntRule> = {}): Int
   max,
   ...extra,
 });
-export const time = (extra: Partial<TimeRule> = {}): TimeRule => ({ kind: 'time', ...extra });
+export const time = (): TimeRule => ({ kind: 'time' });
+/** The field may be absent (or null). */
+export const optional = <R extends Rule>(rule: R): R & { optional: true } => ({ ...rule, optional: true });
 
 const INTEGER = /^-?\d{1,15}$/;
 // ISO 8601 date or date-time, with an optional zone.

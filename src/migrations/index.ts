@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as core from './001_core.js';
+import * as search from './002_search.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -9,6 +10,7 @@ interface Migration {
 // Listed here rather than read from the folder, so the same list works from src/ and from dist/.
 const migrations: Record<string, Migration> = {
   '001_core': core,
+  '002_search': search,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

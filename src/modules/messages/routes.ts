@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { jsonBody } from '../../http/body.js';
 import { callerOf } from '../../http/caller.js';
-import { int, parse, text } from '../../http/validate.js';
+import { int, optional, parse, text } from '../../http/validate.js';
 import type { MessagesService } from './service.js';
 
 export function messagesRoutes(
@@ -22,7 +22,7 @@ export function messagesRoutes(
   });
 
   router.get('/v1/chats/:chat_id/messages', options.authenticate, async (ctx) => {
-    const query = parse(ctx.query, { limit: int(1, 1000), from: text(0, 4096, { optional: true }) });
+    const query = parse(ctx.query, { limit: int(1, 1000), from: optional(text(0, 4096)) });
     const chatId = ctx.params.chat_id!;
     await service.requireReader(callerOf(ctx), chatId);
     // An empty `from` is the first page, as if it were absent.

@@ -1,0 +1,77 @@
+import type { Knex } from '../../infra/db.js';
+import type { SearchHit } from '../../infra/results.js';
+
+export interface SearchFilter {
+  query: string;
+  /** Only chats this user is a member of; null searches every chat (authentication off). */
+  userId: string | null;
+  chatId?: string;
+  memberId?: string;
+  after?: Date;
+  before?: Date;
+}
+
+const QUERY_CANCELED = '57014';
+
+export function isTimeout(error: unknown): boolean {
+  return (error as { code?: string }).code === QUERY_CANCELED;
+}
+
+export class SearchRepository {
+  constructor(private readonly knex: Knex) {}
+
+  /**
+   * One full-text query, newest first, restricted to the caller's chats inside the SQL. Highlights
+   * are computed only for the rows kept. The statement timeout bounds the whole job's query.
+   */
+  async search(filter: SearchFilter, maxResults: number, timeoutMs: number): Promise<SearchHit[]> {
+    return this.knex.transaction(async (trx) => {
+      await trx.raw(`SELECT set_config('statement_timeout', ?, true)`, [String(timeoutMs)]);
+      const { rows } = await trx.raw<{
+        rows: (Omit<SearchHit, 'created_at' | 'highlights'> & { created_at: Date; headline: string })[];
+      }>(
+        `WITH q AS (SELECT websearch_to_tsquery('russian', :query) AS query),
+         hits AS (
+           SELECT m.seq, m.id, m.chat_id, m.member_id, m.text, m.created_at
+           FROM messages m, q
+           WHERE m.search_vector @@ q.query
+             AND (CAST(:userId AS uuid) IS NULL
+                  OR m.chat_id IN (SELECT chat_id FROM members WHERE user_id = CAST(:userId AS uuid)))
+             AND (CAST(:chatId AS uuid) IS NULL OR m.chat_id = CAST(:chatId AS uuid))
+             AND (CAST(:memberId AS uuid) IS NULL OR m.member_id = CAST(:memberId AS uuid))
+             AND (CAST(:after AS timestamptz) IS NULL OR m.created_at >= CAST(:after AS timestamptz))
+             AND (CAST(:before AS timestamptz) IS NULL OR m.created_at < CAST(:before AS timestamptz))
+           ORDER BY m.seq DESC
+           LIMIT :limit
+         )
+         SELECT hits.id AS message_id, hits.chat_id, hits.member_id AS user_id, hits.text, hits.created_at,
+                ts_headline('russian', hits.text, q.query,
+                  'StartSel=<mark>, StopSel=</mark>, MaxFragments=3, MaxWords=12, MinWords=4, FragmentDelimiter=" … "')
+                  AS headline
+         FROM hits, q
+         ORDER BY hits.seq DESC`,
+        {
+          query: filter.query,
+          userId: filter.userId,
+          chatId: filter.chatId ?? null,
+          memberId: filter.memberId ?? null,
+          after: filter.after?.toISOString() ?? null,
+          before: filter.before?.toISOString() ?? null,
+          limit: maxResults,
+        },
+      );
+      return rows.map(({ headline, created_at, ...row }) => {
+        const fragments = headline.split(' … ');
+        const marked = fragments.filter((fragment) => fragment.includes('<mark>'));
+        return {
+          text: row.text,
+          chat_id: row.chat_id,
+          message_id: row.message_id,
+          user_id: row.user_id,
+          created_at: new Date(created_at).toISOString(),
+          highlights: marked.length ? marked : fragments,
+        };
+      });
+    });
+  }
+}

@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { taskFailed, taskNotComplete, taskNotFound } from '../../http/errors.js';
+import { isUuid } from '../../http/validate.js';
+import type { JobQueue, SearchJob } from '../../infra/queue.js';
+import type { ResultStore, SearchHit, SearchTask } from '../../infra/results.js';
+import type { ChatsService } from '../chats/index.js';
+import type { Caller } from '../types.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { isTimeout, type SearchRepository } from './repository.js';
+
+export interface SearchRequest {
+  query: string;
+  chatId?: string;
+  memberId?: string;
+  after?: Date;
+  before?: Date;
+}
+
+export interface SearchPage {
+  messages: SearchHit[];
+  next?: { iterator: string };
+}
+
+/** The API side: tasks are created, queued, and read back page by page by their creator only. */
+export class SearchService {
+  constructor(
+    private readonly results: ResultStore,
+    private readonly queue: JobQueue,
+    private readonly chats: ChatsService,
+  ) {}
+
+  async create(caller: Caller, request: SearchRequest): Promise<string> {
+    if (request.chatId !== undefined) await this.chats.requireVisible(caller, request.chatId);
+    const taskId = randomUUID();
+    await this.results.create({ id: taskId, ownerId: caller.userId, status: 'WAITING' });
+    const job: SearchJob = {
+      taskId,
+      userId: caller.userId,
+      query: request.query,
+      chatId: request.chatId,
+      memberId: request.memberId,
+      after: request.after?.toISOString(),
+      before: request.before?.toISOString(),
+    };
+    try {
+      await this.queue.publish(job);
+    } catch (error) {
+      await this.results.remove(taskId).catch(() => undefined);
+      throw error;
+    }
+    return taskId;
+  }
+
+  /** The caller's own task, or 404 `task-not-found` (someone else's looks like none). */
+  async task(caller: Caller, taskId: string): Promise<SearchTask> {
+    const task = isUuid(taskId) ? await this.results.get(taskId) : undefined;
+    if (!task || task.ownerId !== caller.userId) throw taskNotFound();
+    return task;
+  }
+
+  async page(caller: Caller, taskId: string, limit: number, from: string | undefined): Promise<SearchPage> {
+    const task = await this.task(caller, taskId);
+    if (task.status === 'FAILED') throw taskFailed();
+    if (task.status !== 'SUCCESS') throw taskNotComplete();
+    const offset = from ? decodeCursor(from) : 0;
+    const hits = await this.results.hits(taskId, offset, limit + 1);
+    const page: SearchPage = { messages: hits.slice(0, limit) };
+    if (hits.length > limit) page.next = { iterator: encodeCursor(offset + limit) };
+    return page;
+  }
+}
+
+export interface WorkerOptions {
+  maxResults: number;
+  timeoutMs: number;
+  maxAttempts: number;
+  isUnavailable(error: unknown): boolean;
+  /** First retry delay; doubles on each attempt. */
+  backoffMs?: number;
+}
+
+/**
+ * The consumer side: runs one job. Idempotent: a redelivered job recomputes and replaces the same
+ * results; a job whose task is finished or gone is skipped. Throws only for failures worth a
+ * redelivery (the result store being away).
+ */
+export function createSearchWorker(
+  repository: SearchRepository,
+  results: ResultStore,
+  options: WorkerOptions,
+) {
+  return async (job: SearchJob): Promise<void> => {
+    if (!(await results.start(job.taskId))) return;
+    const filter = {
+      query: job.query,
+      userId: job.userId,
+      chatId: job.chatId,
+      memberId: job.memberId,
+      after: job.after ? new Date(job.after) : undefined,
+      before: job.before ? new Date(job.before) : undefined,
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const hits = await repository.search(filter, options.maxResults, options.timeoutMs);
+        await results.succeed(job.taskId, hits);
+        return;
+      } catch (error) {
+        if (isTimeout(error)) {
+          await results.fail(job.taskId, 'timeout');
+          return;
+        }
+        if (!options.isUnavailable(error)) {
+          await results.fail(job.taskId, 'internal-error');
+          throw error;
+        }
+        if (attempt >= options.maxAttempts) {
+          await results.fail(job.taskId, 'database-unavailable');
+          return;
+        }
+        await sleep((options.backoffMs ?? 500) * 2 ** (attempt - 1));
+      }
+    }
+  };
+}
