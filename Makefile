@@ -3,8 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 NPM_STAMP := node_modules/.install-stamp
-# The services profile: real Postgres (and later Redis, RabbitMQ) at the usual local settings.
+# The services profile: real Postgres, Redis and RabbitMQ at the usual local settings.
 SERVICES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/messenger_test
+SERVICES_REDIS_URL ?= redis://127.0.0.1:6379
+SERVICES_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672
 # `make test` is the embedded profile whatever the caller's shell exports.
 EMBEDDED := env -u DATABASE_URL -u POSTGRES_HOSTS -u POSTGRES_HOST -u REDIS_URL -u AMQP_URL
 
@@ -34,8 +36,8 @@ migrate: build ## Apply database migrations to the configured database
 test: $(NPM_STAMP) ## Run the tests on embedded defaults (no services needed), with coverage
 	$(EMBEDDED) npm test
 
-test-services: $(NPM_STAMP) ## Run the tests against real Postgres (SERVICES_DATABASE_URL)
-	DATABASE_URL=$(SERVICES_DATABASE_URL) npm test
+test-services: $(NPM_STAMP) ## Run the tests against real Postgres, Redis and RabbitMQ (SERVICES_*_URL)
+	DATABASE_URL=$(SERVICES_DATABASE_URL) REDIS_URL=$(SERVICES_REDIS_URL) AMQP_URL=$(SERVICES_AMQP_URL) npm test
 
 lint: $(NPM_STAMP) ## eslint, prettier --check and the TypeScript compiler
 	npm run lint

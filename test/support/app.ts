@@ -2,6 +2,7 @@ import supertest from 'supertest';
 import type { Test } from 'supertest';
 import { createService, type Service } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
+import { startConsumer, type Consumer } from '../../src/consumer.js';
 import { createLogger } from '../../src/infra/logger.js';
 import { assertMatchesSpec } from './spec.js';
 import { profile } from './profile.js';
@@ -17,6 +18,8 @@ export interface Api {
 
 export interface TestApp {
   service: Service;
+  /** The search consumer started beside the API when AMQP_URL is set (as `main.js consumer` would run). */
+  consumer?: Consumer;
   config: Config;
   api: Api;
   close(): Promise<void>;
@@ -42,8 +45,12 @@ export function apiFor(handler: Parameters<typeof supertest>[0]): Api {
 /**
  * Builds the real app on the current profile's settings plus `env` (embedded: a fresh in-memory
  * PGlite unless DATA_DIR is given; services: the DATABASE_URL / REDIS_URL / AMQP_URL of the run).
+ * With AMQP_URL a search consumer runs beside it unless `options.consumer` is false.
  */
-export async function startApp(env: Record<string, string | undefined> = {}): Promise<TestApp> {
+export async function startApp(
+  env: Record<string, string | undefined> = {},
+  options: { consumer?: boolean } = {},
+): Promise<TestApp> {
   const config = loadConfig({
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     BCRYPT_COST: '4',
@@ -53,7 +60,20 @@ export async function startApp(env: Record<string, string | undefined> = {}): Pr
   });
   const service = await createService(config, createLogger(config.logLevel));
   await service.migrated;
-  return { service, config, api: apiFor(service.app.callback()), close: () => service.close() };
+  const consumer =
+    config.amqpUrl && options.consumer !== false
+      ? await startConsumer(config, createLogger(config.logLevel))
+      : undefined;
+  return {
+    service,
+    consumer,
+    config,
+    api: apiFor(service.app.callback()),
+    async close() {
+      await consumer?.stop();
+      await service.close();
+    },
+  };
 }
 
 let shared: Promise<TestApp> | undefined;
