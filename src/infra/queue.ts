@@ -28,6 +28,7 @@ export interface JobQueue {
 }
 
 const PUBLISH_TIMEOUT_MS = 2000;
+const CONNECT_WAIT_MS = 1000;
 
 function isJob(value: unknown): value is SearchJob {
   const job = value as Partial<SearchJob> | null;
@@ -118,13 +119,26 @@ class RabbitQueue implements JobQueue {
   }
 
   async publish(job: SearchJob): Promise<void> {
-    // While the broker is away, answer now rather than buffer a task the client is told failed.
-    if (!this.connection.isConnected()) throw new DependencyUnavailableError('message broker');
+    // While the broker is away (beyond a short wait, e.g. just after start), answer now rather than
+    // buffer a task the client is told failed.
+    if (!this.connection.isConnected() && !(await this.connected(CONNECT_WAIT_MS))) {
+      throw new DependencyUnavailableError('message broker');
+    }
     try {
       await this.channel.sendToQueue(this.queue, job, { persistent: true, contentType: 'application/json' });
     } catch (error) {
       this.monitor.down(error);
       throw new DependencyUnavailableError('message broker', { cause: error });
+    }
+  }
+
+  private async connected(waitMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMs)));
+    try {
+      return await Promise.race([this.channel.waitForConnect().then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import amqplib from 'amqplib';
 import supertest from 'supertest';
 import type { Test } from 'supertest';
 import { createService, type Service } from '../../src/app.js';
@@ -55,6 +57,8 @@ export async function startApp(
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     BCRYPT_COST: '4',
     DATA_DIR: 'memory://',
+    // Each app its own queue: a job is taken only by the consumer started with the same settings.
+    SEARCH_QUEUE: `test.search.${randomUUID()}`,
     ...profile.env,
     ...env,
   });
@@ -72,8 +76,20 @@ export async function startApp(
     async close() {
       await consumer?.stop();
       await service.close();
+      if (config.amqpUrl) await deleteQueues(config.amqpUrl, config.search.queue);
     },
   };
+}
+
+async function deleteQueues(url: string, queue: string): Promise<void> {
+  const connection = await amqplib.connect(url);
+  try {
+    const channel = await connection.createChannel();
+    await channel.deleteQueue(queue);
+    await channel.deleteQueue(`${queue}.dead`);
+  } finally {
+    await connection.close();
+  }
 }
 
 let shared: Promise<TestApp> | undefined;
