@@ -10,7 +10,7 @@ SERVICES_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672
 # `make test` is the embedded profile whatever the caller's shell exports.
 EMBEDDED := env -u DATABASE_URL -u POSTGRES_HOSTS -u POSTGRES_HOST -u REDIS_URL -u AMQP_URL
 
-.PHONY: help install build dev start migrate test test-services lint format clean
+.PHONY: help install build dev start consumer migrate test test-services lint format clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ dev: build ## Run the API on embedded defaults (PGlite, memory cache, in-process
 
 start: build ## Run the built API with the settings of the environment (DATABASE_URL, REDIS_URL, AMQP_URL, ...)
 	node dist/src/main.js api
+
+consumer: build ## Run a search consumer (needs AMQP_URL, REDIS_URL and a shared database)
+	node dist/src/main.js consumer
 
 migrate: build ## Apply database migrations to the configured database
 	node dist/src/main.js migrate
