@@ -17,9 +17,10 @@ export function jsonBody(limitBytes: number): Middleware {
     },
   });
   return async (ctx, next) => {
-    // type-is answers null when the request has no body at all, false for another content type.
+    // type-is answers null when the request has no body at all, false for another content type;
+    // an empty body (Content-Length: 0) is "no body" whatever its type says.
     const type = ctx.request.is('json');
-    if (type === null) throw badParameters();
+    if (type === null || ctx.request.length === 0) throw badParameters();
     if (type === false) throw unsupportedMediaType();
     if (ctx.request.length > limitBytes) throw payloadTooLarge();
     await parse(ctx, async () => {

@@ -22,7 +22,7 @@ export function messagesRoutes(
   });
 
   router.get('/v1/chats/:chat_id/messages', options.authenticate, async (ctx) => {
-    const query = parse(ctx.query, { limit: int(1, 1000), from: optional(text(0, 4096)) });
+    const query = parse(ctx.query, { limit: int(1, 1000), from: optional(text(0, 65_536)) });
     const chatId = ctx.params.chat_id!;
     await service.requireReader(callerOf(ctx), chatId);
     // An empty `from` is the first page, as if it were absent.

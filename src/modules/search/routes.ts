@@ -40,7 +40,7 @@ export function searchRoutes(
   });
 
   router.get('/v1/chats/search/:task_id/messages', options.authenticate, async (ctx) => {
-    const query = parse(ctx.query, { limit: int(1, 1000), from: optional(text(0, 4096)) });
+    const query = parse(ctx.query, { limit: int(1, 1000), from: optional(text(0, 65_536)) });
     ctx.body = await service.page(callerOf(ctx), ctx.params.task_id!, query.limit, query.from || undefined);
   });
 }
