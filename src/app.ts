@@ -106,10 +106,13 @@ export async function createService(config: Config, logger: Logger): Promise<Ser
       if (server) {
         const open = server;
         const closed = new Promise<void>((resolve) => open.close(() => resolve()));
+        // Keep-alive connections whose request finishes after close() become idle later: close them then.
         open.closeIdleConnections();
-        const timer = setTimeout(() => open.closeAllConnections(), config.shutdownTimeoutMs);
+        const sweep = setInterval(() => open.closeIdleConnections(), 50);
+        const deadline = setTimeout(() => open.closeAllConnections(), config.shutdownTimeoutMs);
         await closed;
-        clearTimeout(timer);
+        clearInterval(sweep);
+        clearTimeout(deadline);
       }
       for (const module of [...modules].reverse()) await module.close?.();
       await db.close();
