@@ -1,4 +1,4 @@
-import { badParameters } from './errors.js';
+import { badCursor, badParameters } from './errors.js';
 
 /**
  * The one validation approach: a route declares the fields it reads with these rules and gets back
@@ -109,4 +109,14 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Ids are uuids; anything else names nothing, so callers answer 404 for it, never 400. */
 export function isUuid(value: unknown): value is string {
   return typeof value === 'string' && UUID.test(value);
+}
+
+/**
+ * The raw `from` of a paged read: absent or empty is the first page; anything but one string is an
+ * unusable cursor (400 `bad-cursor`). Each module decodes its own cursors.
+ */
+export function cursorParam(value: unknown): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') throw badCursor();
+  return value;
 }

@@ -22,12 +22,15 @@ export class MessagesRepository {
     userId: string | null,
     text: string,
   ): Promise<string | undefined> {
+    // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
+    // never pass a message that commits later with a smaller seq.
     const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
-      `INSERT INTO messages (chat_id, member_id, text)
-       SELECT chat_id, id, ? FROM members
-       WHERE id = ? AND chat_id = ? AND (?::uuid IS NULL OR user_id = ?::uuid)
+      `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE)
+       INSERT INTO messages (chat_id, member_id, text)
+       SELECT mb.chat_id, mb.id, ? FROM members mb JOIN chat ON chat.id = mb.chat_id
+       WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid)
        RETURNING id`,
-      [text, memberId, chatId, userId, userId],
+      [chatId, text, memberId, userId, userId],
     );
     return rows[0]?.id;
   }

@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import { jsonBody } from '../../http/body.js';
 import { callerOf } from '../../http/caller.js';
 import { userNotFound } from '../../http/errors.js';
-import { int, isUuid, optional, parse, text, time } from '../../http/validate.js';
+import { cursorParam, int, isUuid, optional, parse, text, time } from '../../http/validate.js';
 import type { SearchService } from './service.js';
 
 export function searchRoutes(
@@ -40,7 +40,8 @@ export function searchRoutes(
   });
 
   router.get('/v1/chats/search/:task_id/messages', options.authenticate, async (ctx) => {
-    const query = parse(ctx.query, { limit: int(1, 1000), from: optional(text(0, 65_536)) });
-    ctx.body = await service.page(callerOf(ctx), ctx.params.task_id!, query.limit, query.from || undefined);
+    const { limit } = parse(ctx.query, { limit: int(1, 1000) });
+    const from = cursorParam(ctx.query.from);
+    ctx.body = await service.page(callerOf(ctx), ctx.params.task_id!, limit, from);
   });
 }
