@@ -31,10 +31,11 @@ export interface Config {
   shutdownTimeoutMs: number;
   migrateOnStart: boolean;
   database: DatabaseConfig;
-  db: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number };
+  db: { poolMax: number; connectTimeoutMs: number; queryTimeoutMs: number; statementTimeoutMs: number };
   redisUrl?: string;
   amqpUrl?: string;
-  cache: { ttlSeconds: number };
+  /** Fresh for `ttlSeconds`; kept `staleSeconds` longer for use while the database is down. */
+  cache: { ttlSeconds: number; staleSeconds: number };
   rateLimit: {
     max: number;
     windowMs: number;
@@ -157,11 +158,15 @@ export function loadConfig(env: Env = process.env): Config {
     db: {
       poolMax: integer(env, 'DB_POOL_MAX', 10, 1, 1000),
       connectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 800, 50, 60_000),
+      queryTimeoutMs: integer(env, 'DB_QUERY_TIMEOUT_MS', 2000, 50, 3_600_000),
       statementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 10_000, 100, 3_600_000),
     },
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     amqpUrl: url(env, 'AMQP_URL', ['amqp:', 'amqps:']),
-    cache: { ttlSeconds: integer(env, 'CACHE_TTL', 60, 1, 86_400) },
+    cache: {
+      ttlSeconds: integer(env, 'CACHE_TTL', 60, 1, 86_400),
+      staleSeconds: integer(env, 'CACHE_STALE_TTL', 600, 0, 604_800),
+    },
     rateLimit: {
       max: integer(env, 'RATE_LIMIT_MAX', 600, 1, 10_000_000),
       windowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),

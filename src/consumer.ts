@@ -1,7 +1,6 @@
 import type { Config } from './config.js';
-import { createDatabase } from './infra/db.js';
 import type { Logger } from './infra/logger.js';
-import { searchBackends, searchWorker } from './modules/search/index.js';
+import { createSearchDatabase, searchBackends, searchWorker } from './modules/search/index.js';
 
 export interface Consumer {
   /** Stops taking jobs, finishes and acks the ones in hand, closes every connection. */
@@ -11,7 +10,7 @@ export interface Consumer {
 /** The `consumer` role: takes search jobs from RabbitMQ and stores their results in Redis. */
 export async function startConsumer(config: Config, logger: Logger): Promise<Consumer> {
   if (!config.amqpUrl) throw new Error('the consumer needs AMQP_URL (and REDIS_URL) to take jobs from');
-  const db = await createDatabase(config, logger);
+  const db = await createSearchDatabase(config, logger);
   const { results, queue } = searchBackends(config, logger);
   await queue.consume(searchWorker(config, db, results), config.search.prefetch);
   logger.info({ queue: config.search.queue, prefetch: config.search.prefetch }, 'consumer started');

@@ -21,6 +21,8 @@ export interface Database {
   close(): Promise<void>;
 }
 
+const PING_TIMEOUT_MS = 900;
+
 const CONNECTION_ERROR_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -37,7 +39,7 @@ const CONNECTION_ERROR_CODES = new Set([
 ]);
 
 const CONNECTION_ERROR_TEXT =
-  /Connection terminated|timeout exceeded when trying to connect|Knex: Timeout acquiring a connection|not queryable|Connection refused|connect ECONNREFUSED|socket hang up/i;
+  /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Knex: Timeout acquiring a connection|not queryable|Connection refused|connect ECONNREFUSED|socket hang up/i;
 
 export function isConnectionError(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
@@ -81,12 +83,14 @@ async function firstReachable(hosts: string[], port: number, timeoutMs: number):
 async function connectionSettings(
   database: Exclude<DatabaseConfig, { kind: 'embedded' }>,
   config: Config,
+  queryTimeoutMs: number,
 ): Promise<Knex.PgConnectionConfig> {
   const common = {
     connectionTimeoutMillis: config.db.connectTimeoutMs,
     statement_timeout: config.db.statementTimeoutMs,
-    // A client-side bound too: a peer that stops answering must not hold a request for ever.
-    query_timeout: config.db.statementTimeoutMs + 1000,
+    // A client-side bound too: a database that stops answering (a frozen network, no reset) must not
+    // hold a request; it counts as an outage.
+    query_timeout: queryTimeoutMs,
     keepAlive: true,
     application_name: 'messenger-api',
   };
@@ -102,7 +106,7 @@ async function connectionSettings(
   };
 }
 
-async function openEmbedded(dataDir: string): Promise<{ knex: Knex; pglite: PGlite }> {
+async function openEmbedded(dataDir: string, logger: Logger): Promise<{ knex: Knex; pglite: PGlite }> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
   const { unaccent } = await import('@electric-sql/pglite/contrib/unaccent');
@@ -116,23 +120,52 @@ async function openEmbedded(dataDir: string): Promise<{ knex: Knex; pglite: PGli
     connection: () => pgConfig as unknown as Knex.PgConnectionConfig,
     pool: { min: 1, max: 1 },
     acquireConnectionTimeout: 60_000,
+    log: knexLog(logger),
   });
   return { knex, pglite };
 }
 
-export async function createDatabase(config: Config, logger: Logger): Promise<Database> {
-  const monitor = new DependencyMonitor('database', logger);
+/** knex's own messages would be plain text on stdout; they go to the JSON log (the monitor reports outages). */
+function knexLog(logger: Logger): Knex.Config['log'] {
+  return {
+    warn: (message: unknown) => logger.debug({ knex: String(message) }, 'knex warning'),
+    error: (message: unknown) => logger.debug({ knex: String(message) }, 'knex error'),
+    deprecate: (message: unknown) => logger.debug({ knex: String(message) }, 'knex deprecation'),
+    debug: (message: unknown) => logger.trace({ knex: String(message) }, 'knex debug'),
+  };
+}
+
+export interface DatabaseOptions {
+  /** Client-side bound on one query (default DB_QUERY_TIMEOUT_MS); longer for search jobs. */
+  queryTimeoutMs?: number;
+  poolMax?: number;
+  /** Name in the outage log lines. */
+  name?: string;
+}
+
+export async function createDatabase(
+  config: Config,
+  logger: Logger,
+  options: DatabaseOptions = {},
+): Promise<Database> {
+  const monitor = new DependencyMonitor(options.name ?? 'database', logger);
+  let settings: Knex.PgConnectionConfig | undefined;
   let knex: Knex;
   let pglite: PGlite | undefined;
   if (config.database.kind === 'embedded') {
-    ({ knex, pglite } = await openEmbedded(config.database.dataDir));
+    ({ knex, pglite } = await openEmbedded(config.database.dataDir, logger));
   } else {
-    const connection = await connectionSettings(config.database, config);
+    settings = await connectionSettings(
+      config.database,
+      config,
+      options.queryTimeoutMs ?? config.db.queryTimeoutMs,
+    );
     knex = knexPkg.knex({
       client: 'pg',
-      connection,
-      pool: { min: 0, max: config.db.poolMax },
+      connection: settings,
+      pool: { min: 0, max: options.poolMax ?? config.db.poolMax },
       acquireConnectionTimeout: config.db.connectTimeoutMs + 100,
+      log: knexLog(logger),
     });
   }
   knex.on('query-response', () => monitor.up());
@@ -148,7 +181,7 @@ export async function createDatabase(config: Config, logger: Logger): Promise<Da
     },
     async ping() {
       try {
-        await knex.raw('select 1');
+        await knex.raw('select 1').timeout(PING_TIMEOUT_MS, { cancel: false });
         return true;
       } catch (error) {
         if (db.isUnavailable(error)) return false;
@@ -156,8 +189,23 @@ export async function createDatabase(config: Config, logger: Logger): Promise<Da
       }
     },
     async migrate() {
-      const [, applied] = (await knex.migrate.latest({ migrationSource })) as [number, string[]];
-      return applied;
+      if (!settings) {
+        const [, applied] = (await knex.migrate.latest({ migrationSource })) as [number, string[]];
+        return applied;
+      }
+      // Migrations may rewrite large tables: their own connection, without the per-query bounds.
+      const migrator = knexPkg.knex({
+        client: 'pg',
+        connection: { ...settings, query_timeout: undefined, statement_timeout: 0 },
+        pool: { min: 0, max: 1 },
+        log: knexLog(logger),
+      });
+      try {
+        const [, applied] = (await migrator.migrate.latest({ migrationSource })) as [number, string[]];
+        return applied;
+      } finally {
+        await migrator.destroy();
+      }
     },
     async close() {
       await knex.destroy();

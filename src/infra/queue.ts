@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { DependencyUnavailableError } from '../http/errors.js';
@@ -29,6 +30,8 @@ export interface JobQueue {
 
 const PUBLISH_TIMEOUT_MS = 2000;
 const CONNECT_WAIT_MS = 1000;
+/** How long a job that met a backend outage waits before it goes back on the queue. */
+const OUTAGE_REQUEUE_DELAY_MS = 1000;
 
 function isJob(value: unknown): value is SearchJob {
   const job = value as Partial<SearchJob> | null;
@@ -170,9 +173,13 @@ class RabbitQueue implements JobQueue {
       await handler(job, { redelivered: message.fields.redelivered });
       this.channel.ack(message);
     } catch (error) {
-      // Once back on the queue; a job that fails again goes to the dead-letter queue.
-      const requeue = !message.fields.redelivered;
+      // A backend outage (result store, database) is no fault of the job: it goes back on the queue
+      // after a pause (holding its prefetch slot, so the consumer does not spin), however often it
+      // was delivered. Any other failure: once back on the queue, then to the dead-letter queue.
+      const outage = error instanceof DependencyUnavailableError;
+      const requeue = outage || !message.fields.redelivered;
       this.logger.error({ err: error, taskId: job.taskId, requeue }, 'search job failed');
+      if (outage) await sleep(OUTAGE_REQUEUE_DELAY_MS);
       this.channel.nack(message, false, requeue);
     }
   }

@@ -1,6 +1,6 @@
 import type { Config } from '../../config.js';
 import { anonymous } from '../../http/caller.js';
-import type { Database } from '../../infra/db.js';
+import { createDatabase, type Database } from '../../infra/db.js';
 import { createJobQueue, type JobQueue } from '../../infra/queue.js';
 import { createResultStore, type ResultStore } from '../../infra/results.js';
 import { createChatsService } from '../chats/index.js';
@@ -15,6 +15,15 @@ export function searchWorker(config: Config, db: Database, results: ResultStore)
     timeoutMs: config.search.timeoutMs,
     maxAttempts: config.search.maxAttempts,
     isUnavailable: (error) => db.isUnavailable(error),
+  });
+}
+
+/** A database connection for search jobs: its query bound follows SEARCH_TIMEOUT_MS. */
+export function createSearchDatabase(config: Config, logger: ModuleContext['logger']): Promise<Database> {
+  return createDatabase(config, logger, {
+    queryTimeoutMs: config.search.timeoutMs + 1000,
+    poolMax: Math.min(config.search.prefetch, config.db.poolMax),
+    name: 'database (search jobs)',
   });
 }
 
@@ -37,7 +46,13 @@ export function searchBackends(
  */
 export async function searchModule({ config, db, extensions, logger }: ModuleContext): Promise<AppModule> {
   const { results, queue } = searchBackends(config, logger);
-  if (!config.amqpUrl) await queue.consume(searchWorker(config, db, results), config.search.prefetch);
+  // The in-process worker's queries may run up to SEARCH_TIMEOUT_MS: on Postgres they get their own
+  // small pool with that bound, not the API's short one.
+  let workerDb: Database | undefined;
+  if (!config.amqpUrl) {
+    workerDb = db.kind === 'embedded' ? db : await createSearchDatabase(config, logger);
+    await queue.consume(searchWorker(config, workerDb, results), config.search.prefetch);
+  }
   const service = new SearchService(results, queue, createChatsService(db.knex));
   return {
     name: 'search',
@@ -49,6 +64,7 @@ export async function searchModule({ config, db, extensions, logger }: ModuleCon
     async close() {
       await queue.close();
       await results.close();
+      if (workerDb && workerDb !== db) await workerDb.close();
     },
   };
 }

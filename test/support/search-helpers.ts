@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import amqplib from 'amqplib';
+import { Redis } from 'ioredis';
+import type { TestApp } from './app.js';
+import type { User } from './fixtures.js';
+
+const run = promisify(execFile);
+
+/** A queue name of its own, so consumers of other suites (or runs) never take these jobs. */
+export const freshQueueName = () => `test.search.${randomUUID().slice(0, 8)}`;
+
+export interface TaskStatus {
+  status: 'WAITING' | 'IN_PROCESS' | 'SUCCESS' | 'FAILED';
+  total?: number;
+  error?: string;
+}
+
+/** Polls the task's status through the API until it is SUCCESS or FAILED. */
+export async function finished(
+  app: TestApp,
+  user: User,
+  taskId: string,
+  timeoutMs = 15_000,
+): Promise<TaskStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await app.api.get(`/v1/chats/search/status/${taskId}`).set(user.auth).expect(200);
+    const body = res.body as TaskStatus;
+    if (body.status === 'SUCCESS' || body.status === 'FAILED') return body;
+    if (Date.now() > deadline) throw new Error(`task ${taskId} still ${body.status} after ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
+
+/** Creates a search task (201) and returns its id. */
+export async function createTask(app: TestApp, user: User, body: Record<string, unknown>): Promise<string> {
+  const res = await app.api.post('/v1/chats/search').set(user.auth).send(body).expect(201);
+  return res.body.task_id as string;
+}
+
+/** Measures `request`, records `label: N ms` in `into`, and checks it took less than `limitMs`. */
+export async function timed<T>(
+  into: string[],
+  label: string,
+  limitMs: number,
+  request: () => PromiseLike<T>,
+): Promise<T> {
+  const started = performance.now();
+  const result = await request();
+  const ms = performance.now() - started;
+  into.push(`${label}: ${ms.toFixed(1)} ms`);
+  assert.ok(ms < limitMs, `${label} took ${ms.toFixed(0)} ms (limit ${limitMs} ms)`);
+  return result;
+}
+
+/** A plain Redis client on REDIS_URL, to look at what the result store wrote. */
+export function redisInspector(url: string): Redis {
+  return new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
+}
+
+export const taskKey = (taskId: string) => `search:task:${taskId}`;
+export const hitsKey = (taskId: string) => `search:hits:${taskId}`;
+
+/** The stored results of a task, as Redis holds them (every row, in order). */
+export async function storedHits(redis: Redis, taskId: string): Promise<{ message_id: string }[]> {
+  const rows = await redis.lrange(hitsKey(taskId), 0, -1);
+  return rows.map((row) => JSON.parse(row) as { message_id: string });
+}
+
+/** Direct access to the broker with amqplib, around the app's own adapter. */
+export class Broker {
+  private constructor(
+    private readonly model: amqplib.ChannelModel,
+    private readonly channel: amqplib.Channel,
+  ) {}
+
+  static async connect(url: string): Promise<Broker> {
+    const model = await amqplib.connect(url);
+    // A failing passive check (queue gone) closes the channel; errors are reported by the calls.
+    model.on('error', () => undefined);
+    const channel = await model.createChannel();
+    channel.on('error', () => undefined);
+    return new Broker(model, channel);
+  }
+
+  /** Messages ready in `queue` (not counting the ones a consumer holds unacked). */
+  async depth(queue: string): Promise<number> {
+    const { messageCount } = await this.channel.checkQueue(queue);
+    return messageCount;
+  }
+
+  /** Takes one message off `queue` and acks it (undefined when empty). */
+  async take(queue: string): Promise<Buffer | undefined> {
+    const message = await this.channel.get(queue, { noAck: true });
+    return message ? message.content : undefined;
+  }
+
+  /** Publishes raw bytes to `queue`, persistent, as another producer would. */
+  async publish(queue: string, content: Buffer): Promise<void> {
+    this.channel.sendToQueue(queue, content, { persistent: true, contentType: 'application/json' });
+    // A round trip after the publish: the broker has routed it once this answers.
+    await this.channel.checkQueue(queue);
+  }
+
+  async close(): Promise<void> {
+    await this.model.close().catch(() => undefined);
+  }
+
+  /** Whether `queue` has been declared (a throwaway channel: a failed check closes its channel). */
+  static async exists(url: string, queue: string): Promise<boolean> {
+    const model = await amqplib.connect(url);
+    model.on('error', () => undefined);
+    try {
+      const channel = await model.createChannel();
+      channel.on('error', () => undefined);
+      return await channel.checkQueue(queue).then(
+        () => true,
+        () => false,
+      );
+    } finally {
+      await model.close().catch(() => undefined);
+    }
+  }
+
+  /** Deletes the queues (and their `.dead` dead-letter queues); missing ones are fine. */
+  static async deleteQueues(url: string, queues: Iterable<string>): Promise<void> {
+    const model = await amqplib.connect(url);
+    model.on('error', () => undefined);
+    try {
+      for (const queue of queues) {
+        for (const name of [queue, `${queue}.dead`]) {
+          const channel = await model.createChannel();
+          channel.on('error', () => undefined);
+          await channel.deleteQueue(name).catch(() => undefined);
+          await channel.close().catch(() => undefined);
+        }
+      }
+    } finally {
+      await model.close().catch(() => undefined);
+    }
+  }
+}
+
+/** `rabbitmqctl <args>` on the local node. */
+export async function rabbitmqctl(...args: string[]): Promise<string> {
+  const { stdout } = await run('rabbitmqctl', args, { timeout: 60_000 });
+  return stdout;
+}
+
+/** Starts the RabbitMQ application if it is stopped, and waits until it serves (idempotent). */
+export async function ensureBrokerRunning(): Promise<void> {
+  await rabbitmqctl('start_app');
+  await rabbitmqctl('await_startup', '--timeout', '60');
+}
