@@ -13,7 +13,7 @@ API_REPLICAS ?= 1
 CONSUMER_REPLICAS ?= 1
 EMBEDDED := env -u DATABASE_URL -u POSTGRES_HOSTS -u POSTGRES_HOST -u REDIS_URL -u AMQP_URL
 
-.PHONY: help install build dev start consumer migrate test test-services lint format clean prod prod-down check-delivery
+.PHONY: help install build dev start consumer migrate test test-services bench lint format clean prod prod-down check-delivery
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test: $(NPM_STAMP) ## Run the tests on embedded defaults (no services needed), w
 
 test-services: $(NPM_STAMP) ## Run the tests against real Postgres, Redis and RabbitMQ (SERVICES_*_URL)
 	DATABASE_URL=$(SERVICES_DATABASE_URL) REDIS_URL=$(SERVICES_REDIS_URL) AMQP_URL=$(SERVICES_AMQP_URL) npm test
+
+bench: $(NPM_STAMP) build ## Benchmark the built API on local Postgres, Redis, RabbitMQ (seeds 1M messages once) → bench/results/latest.md
+	npm run bench
 
 lint: $(NPM_STAMP) ## eslint, prettier --check and the TypeScript compiler
 	npm run lint

@@ -7,15 +7,19 @@ import { errorHandler, requestLog } from './http/middleware.js';
 import { createDatabase, type Database } from './infra/db.js';
 import type { Logger } from './infra/logger.js';
 import { authModule } from './modules/auth/index.js';
+import { cacheModule } from './modules/cache/index.js';
 import { chatsModule } from './modules/chats/index.js';
 import { docsModule } from './modules/docs/index.js';
 import { healthModule } from './modules/health/index.js';
 import { messagesModule } from './modules/messages/index.js';
 import { searchModule } from './modules/search/index.js';
+import { throttlingModule } from './modules/throttling/index.js';
 import type { AppModule, Extensions, ModuleContext, ModuleFactory } from './modules/types.js';
 
 const factories: Partial<Record<ModuleName, ModuleFactory>> = {
   health: healthModule,
+  throttling: throttlingModule,
+  cache: cacheModule,
   auth: authModule,
   chats: chatsModule,
   messages: messagesModule,

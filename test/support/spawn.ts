@@ -77,7 +77,16 @@ export function childEnv(env: Record<string, string | undefined>): NodeJS.Proces
   const merged = new Map(Object.entries(process.env));
   for (const name of INHERITED_SETTINGS) merged.delete(name);
   const layers: Record<string, string | undefined>[] = [
-    { LOG_LEVEL: 'info', BCRYPT_COST: '4', PORT: '0', DATA_DIR: 'memory://' },
+    {
+      LOG_LEVEL: 'info',
+      BCRYPT_COST: '4',
+      PORT: '0',
+      DATA_DIR: 'memory://',
+      // As in startApp: every process of a run shares one client address's budgets.
+      RATE_LIMIT_MAX: '1000000',
+      SEND_RATE_LIMIT_MAX: '1000000',
+      LOGIN_FAIL_LIMIT_MAX: '1000000',
+    },
     profile.env,
     env,
   ];

@@ -1,10 +1,10 @@
 import type { AppModule, ModuleContext } from '../types.js';
 import { AuthRepository } from './repository.js';
-import { authenticateMiddleware, authRoutes } from './routes.js';
+import { authenticateMiddleware, authRoutes, identifyCaller } from './routes.js';
 import { AuthService } from './service.js';
 
 export type { LoginGuard } from './routes.js';
-export type { SessionCache } from './service.js';
+export type { Session, SessionCache } from './service.js';
 
 /** Register, login, logout; and the middleware that puts the caller on ctx.state for other modules. */
 export function authModule({ config, db, extensions, logger }: ModuleContext): AppModule {
@@ -20,6 +20,7 @@ export function authModule({ config, db, extensions, logger }: ModuleContext): A
     );
   } else {
     extensions.authenticate = authenticate;
+    extensions.identify = identifyCaller(service);
   }
   return {
     name: 'auth',

@@ -1,5 +1,5 @@
 import type Router from '@koa/router';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { jsonBody } from '../../http/body.js';
 import { authFailed } from '../../http/errors.js';
 import { parse, text } from '../../http/validate.js';
@@ -14,18 +14,35 @@ export function tokenOf(header: string): string {
   return match[1];
 }
 
-/** Hooks a login attempt may pass through (the throttling module counts failures per user name). */
+/** Hooks a login attempt passes through (the throttling module counts failures per user name). */
 export interface LoginGuard {
+  /** Before the password is checked; throws to refuse the attempt. */
   before(userName: string): Promise<void>;
-  failed(userName: string): Promise<void>;
   succeeded(userName: string): Promise<void>;
+}
+
+/** The user of the request's session, looked up once per request however many modules ask. */
+function sessionUser(service: AuthService, ctx: Context): Promise<string> {
+  ctx.state.sessionUser ??= (async () => service.authenticate(tokenOf(ctx.get('Authorization'))))();
+  return ctx.state.sessionUser;
 }
 
 export function authenticateMiddleware(service: AuthService): Middleware {
   return async (ctx, next) => {
-    const userId = await service.authenticate(tokenOf(ctx.get('Authorization')));
-    ctx.state.caller = { userId };
+    ctx.state.caller = { userId: await sessionUser(service, ctx) };
     await next();
+  };
+}
+
+/** The user of the request's session, or null when it has none or an unusable one. */
+export function identifyCaller(service: AuthService): (ctx: Context) => Promise<string | null> {
+  return async (ctx) => {
+    if (!ctx.get('Authorization')) return null;
+    try {
+      return await sessionUser(service, ctx);
+    } catch {
+      return null;
+    }
   };
 }
 
@@ -50,14 +67,9 @@ export function authRoutes(
     const input = parse(ctx.request.body, { user_name: text(1, 255), password: text(1, 4096) });
     const guard = options.loginGuard;
     await guard?.before(input.user_name);
-    try {
-      const { token } = await service.login(input.user_name, input.password);
-      await guard?.succeeded(input.user_name);
-      ctx.body = { session_id: token };
-    } catch (error) {
-      if ((error as { code?: string }).code === 'invalid-credentials') await guard?.failed(input.user_name);
-      throw error;
-    }
+    const { token } = await service.login(input.user_name, input.password);
+    await guard?.succeeded(input.user_name);
+    ctx.body = { session_id: token };
   });
 
   router.post('/v1/auth/logout', options.authenticate, async (ctx) => {

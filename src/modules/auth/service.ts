@@ -6,11 +6,18 @@ import type { AuthRepository } from './repository.js';
 const DAY_MS = 86_400_000;
 const BCRYPT_MAX_BYTES = 72;
 
+export interface Session {
+  userId: string;
+  /** Unix milliseconds. */
+  expiresAt: number;
+}
+
 /** Where a logged-in session is remembered between requests (the cache module may provide one). */
 export interface SessionCache {
-  get(tokenHash: string): Promise<{ userId: string; expiresAt: number } | undefined>;
-  set(tokenHash: string, session: { userId: string; expiresAt: number }): Promise<void>;
-  delete(tokenHash: string): Promise<void>;
+  /** The session behind `tokenHash`: remembered, else from `load` (the database), then remembered. */
+  read(tokenHash: string, load: () => Promise<Session | undefined>): Promise<Session | undefined>;
+  /** Forgets the session on every instance at once (logout). */
+  revoke(tokenHash: string): Promise<void>;
 }
 
 export function hashToken(token: string): string {
@@ -51,20 +58,19 @@ export class AuthService {
   async logout(token: string): Promise<void> {
     const tokenHash = hashToken(token);
     await this.repository.deleteSession(tokenHash);
-    await this.options.sessionCache?.delete(tokenHash);
+    await this.options.sessionCache?.revoke(tokenHash);
   }
 
   /** The user a session token belongs to, or 401 `invalid-session-id` / `session-id-expired`. */
   async authenticate(token: string): Promise<string> {
     const tokenHash = hashToken(token);
-    const cache = this.options.sessionCache;
-    let session = await cache?.get(tokenHash);
-    if (!session) {
+    const load = async (): Promise<Session | undefined> => {
       const record = await this.repository.findSession(tokenHash);
-      if (!record) throw invalidSession();
-      session = { userId: record.userId, expiresAt: record.expiresAt.getTime() };
-      if (session.expiresAt > Date.now()) await cache?.set(tokenHash, session);
-    }
+      return record && { userId: record.userId, expiresAt: record.expiresAt.getTime() };
+    };
+    const cache = this.options.sessionCache;
+    const session = cache ? await cache.read(tokenHash, load) : await load();
+    if (!session) throw invalidSession();
     if (session.expiresAt <= Date.now()) throw sessionExpired();
     return session.userId;
   }

@@ -5,8 +5,26 @@ import type { ChatsRepository } from './repository.js';
 
 const FOREIGN_KEY_VIOLATION = '23503';
 
+/**
+ * Remembers who may see which chat (the cache module may provide one). Only a yes is remembered, and
+ * it stays true: nobody leaves a chat and chats are not deleted.
+ */
+export interface MembershipCache {
+  isKnown(chatId: string, userId: string | null): Promise<boolean>;
+  remember(chatId: string, userId: string | null): Promise<void>;
+}
+
+export interface ChatsOptions {
+  memberships?: MembershipCache;
+  /** After a join: display names show in history, so cached pages of the chat go stale. */
+  joined?: (chatId: string) => Promise<void>;
+}
+
 export class ChatsService {
-  constructor(private readonly repository: ChatsRepository) {}
+  constructor(
+    private readonly repository: ChatsRepository,
+    private readonly options: ChatsOptions = {},
+  ) {}
 
   createChat(caller: Caller, chatName: string): Promise<string> {
     return this.repository.insertChat(chatName, caller.userId);
@@ -18,14 +36,19 @@ export class ChatsService {
    */
   async join(caller: Caller, chatId: string, userName: string): Promise<string> {
     if (!isUuid(chatId)) throw chatNotFound();
+    let memberId: string;
     try {
-      return caller.userId === null
-        ? await this.repository.insertAnonymousMember(chatId, userName)
-        : await this.repository.upsertMember(chatId, caller.userId, userName);
+      memberId =
+        caller.userId === null
+          ? await this.repository.insertAnonymousMember(chatId, userName)
+          : await this.repository.upsertMember(chatId, caller.userId, userName);
     } catch (error) {
       if ((error as { code?: string }).code === FOREIGN_KEY_VIOLATION) throw chatNotFound();
       throw error;
     }
+    await this.options.joined?.(chatId);
+    await this.options.memberships?.remember(chatId, caller.userId);
+    return memberId;
   }
 
   /**
@@ -34,10 +57,13 @@ export class ChatsService {
    */
   async requireVisible(caller: Caller, chatId: string): Promise<void> {
     if (!isUuid(chatId)) throw chatNotFound();
+    const memberships = this.options.memberships;
+    if (await memberships?.isKnown(chatId, caller.userId)) return;
     const visible =
       caller.userId === null
         ? await this.repository.chatExists(chatId)
         : await this.repository.isMember(chatId, caller.userId);
     if (!visible) throw chatNotFound();
+    await memberships?.remember(chatId, caller.userId);
   }
 }

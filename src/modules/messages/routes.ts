@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { jsonBody } from '../../http/body.js';
 import { callerOf } from '../../http/caller.js';
-import { int, optional, parse, text } from '../../http/validate.js';
+import { cursorParam, int, parse, text } from '../../http/validate.js';
 import type { MessagesService } from './service.js';
 
 export function messagesRoutes(
@@ -22,10 +22,10 @@ export function messagesRoutes(
   });
 
   router.get('/v1/chats/:chat_id/messages', options.authenticate, async (ctx) => {
-    const query = parse(ctx.query, { limit: int(1, 1000), from: optional(text(0, 65_536)) });
-    const chatId = ctx.params.chat_id!;
-    await service.requireReader(callerOf(ctx), chatId);
-    // An empty `from` is the first page, as if it were absent.
-    ctx.body = await service.historyPage(chatId, query.limit, query.from || undefined);
+    const { limit } = parse(ctx.query, { limit: int(1, 1000) });
+    const from = cursorParam(ctx.query.from);
+    const { page, cache } = await service.readHistory(callerOf(ctx), ctx.params.chat_id!, limit, from);
+    if (cache) ctx.set('X-Cache', cache);
+    ctx.body = page;
   });
 }

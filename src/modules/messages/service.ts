@@ -10,7 +10,8 @@ export interface HistoryMessage {
   message_id: string;
   user_id: string;
   user_name: string;
-  created_at: Date;
+  /** A Date from the database; its JSON form (ISO 8601) once it has been through the cache. */
+  created_at: Date | string;
 }
 
 export interface HistoryPage {
@@ -18,28 +19,54 @@ export interface HistoryPage {
   next?: { iterator: string };
 }
 
+/** Where the page came from: the cache, the database, or the cache because the database is down. */
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE';
+
+/** Where history pages are remembered between requests (the cache module may provide one). */
+export interface HistoryCache {
+  /** The page as remembered while it is current, else from `load` (the database). */
+  read(
+    chatId: string,
+    limit: number,
+    from: string | undefined,
+    load: () => Promise<HistoryPage>,
+  ): Promise<{ page: HistoryPage; cache: CacheStatus }>;
+  /** Makes every remembered page of the chat stale, on every instance at once. */
+  invalidate(chatId: string): Promise<void>;
+}
+
 export class MessagesService {
   constructor(
     private readonly repository: MessagesRepository,
     private readonly chats: ChatsService,
+    private readonly history?: HistoryCache,
   ) {}
 
+  /** Stored, and cached pages of the chat stale, before the caller hears of it. */
   async send(caller: Caller, chatId: string, memberId: string, text: string): Promise<string> {
     await this.chats.requireVisible(caller, chatId);
     const messageId = isUuid(memberId)
       ? await this.repository.insertMessage(chatId, memberId, caller.userId, text)
       : undefined;
     if (!messageId) throw userNotFound();
+    await this.history?.invalidate(chatId);
     return messageId;
   }
 
-  /** Checks that the caller may read the chat (also before a cached page is served). */
-  requireReader(caller: Caller, chatId: string): Promise<void> {
-    return this.chats.requireVisible(caller, chatId);
+  /** A page for a reader: membership is checked first, always, then the cache (if any) is asked. */
+  async readHistory(
+    caller: Caller,
+    chatId: string,
+    limit: number,
+    from: string | undefined,
+  ): Promise<{ page: HistoryPage; cache?: CacheStatus }> {
+    await this.chats.requireVisible(caller, chatId);
+    const load = () => this.historyPage(chatId, limit, from);
+    return this.history ? this.history.read(chatId, limit, from, load) : { page: await load() };
   }
 
   /** Oldest first; `next` is there exactly when more messages follow now. */
-  async historyPage(chatId: string, limit: number, from: string | undefined): Promise<HistoryPage> {
+  private async historyPage(chatId: string, limit: number, from: string | undefined): Promise<HistoryPage> {
     const afterSeq = from === undefined ? '0' : decodeCursor(from);
     const rows = await this.repository.page(chatId, afterSeq, limit + 1);
     const more = rows.length > limit;

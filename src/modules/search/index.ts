@@ -53,7 +53,7 @@ export async function searchModule({ config, db, extensions, logger }: ModuleCon
     workerDb = db.kind === 'embedded' ? db : await createSearchDatabase(config, logger);
     await queue.consume(searchWorker(config, workerDb, results), config.search.prefetch);
   }
-  const service = new SearchService(results, queue, createChatsService(db.knex));
+  const service = new SearchService(results, queue, createChatsService(db.knex, extensions));
   return {
     name: 'search',
     routes: (router) =>

@@ -1,0 +1,256 @@
+import { createClient, createKeyv } from '@keyv/redis';
+import { createCache, type Cache as CacheManager } from 'cache-manager';
+import { Keyv } from 'keyv';
+import type { Logger } from './logger.js';
+import { DependencyMonitor } from './monitor.js';
+
+/** Thrown by the cache when it cannot answer now (Redis away, slow or recovering). */
+export class CacheUnavailableError extends Error {
+  override name = 'CacheUnavailableError';
+}
+
+/**
+ * A shared key-value cache: Redis when REDIS_URL is set (every instance sees the same entries), else
+ * this process's memory. Every operation answers fast or throws CacheUnavailableError; callers go on
+ * without the cache then.
+ */
+export interface CacheStore {
+  readonly backend: 'memory' | 'redis';
+  readonly monitor: DependencyMonitor;
+  /** The values of `keys` (undefined where absent), read in one round trip, so all or none. */
+  read(keys: string[]): Promise<unknown[]>;
+  write(key: string, value: unknown, ttlMs: number): Promise<void>;
+  /**
+   * A write that must not be lost (an invalidation). Never throws: when the store cannot take it now,
+   * it is kept and written before this instance uses the store again.
+   */
+  writeSurely(key: string, value: unknown, ttlMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A Redis round trip takes well under a millisecond; an answer this late counts as an outage. */
+const OPERATION_TIMEOUT_MS = 300;
+/** After a failure the store is left alone this long, so an outage costs requests no latency. */
+const RETRY_AFTER_MS = 1000;
+/** Beyond this many invalidations kept during an outage, the whole cache is cleared on recovery. */
+const MAX_KEPT_WRITES = 10_000;
+const MEMORY_CAPACITY_CHARS = 64 * 1024 * 1024;
+const SWEEP_EVERY_MS = 10_000;
+
+/**
+ * A Map that forgets, for in-memory stores that must not grow without bound: entries past their
+ * expiry are swept on writes (at most once per `sweepEveryMs`), and the oldest entries go when the
+ * total weight (1 per entry unless `weigh` says otherwise) exceeds `capacity`.
+ */
+export class ExpiringMap<V> extends Map<string, V> {
+  private readonly meta = new Map<string, { expiresAt: number | undefined; weight: number }>();
+  private weight = 0;
+  private nextSweep = 0;
+
+  constructor(
+    private readonly options: {
+      capacity: number;
+      sweepEveryMs: number;
+      /** Expiry of values written without a ttl (e.g. a rate-limit window's end). */
+      expiresAt?: (value: V) => number | undefined;
+      weigh?: (key: string, value: V) => number;
+      now?: () => number;
+    },
+  ) {
+    super();
+  }
+
+  /** `ttlMs` is what Keyv passes to a Map store; plain Map callers leave it out. */
+  override set(key: string, value: V, ttlMs?: number): this {
+    const now = this.now();
+    if (now >= this.nextSweep) this.sweep(now);
+    // Re-inserted at the end: insertion order is the eviction order.
+    this.delete(key);
+    super.set(key, value);
+    const weight = this.options.weigh?.(key, value) ?? 1;
+    this.meta.set(key, { expiresAt: ttlMs ? now + ttlMs : undefined, weight });
+    this.weight += weight;
+    for (const oldest of this.keys()) {
+      if (this.weight <= this.options.capacity) break;
+      this.delete(oldest);
+    }
+    return this;
+  }
+
+  override delete(key: string): boolean {
+    const entry = this.meta.get(key);
+    if (entry) {
+      this.weight -= entry.weight;
+      this.meta.delete(key);
+    }
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    this.meta.clear();
+    this.weight = 0;
+    super.clear();
+  }
+
+  /** Drops every expired entry. */
+  sweep(now = this.now()): void {
+    this.nextSweep = now + this.options.sweepEveryMs;
+    for (const [key, value] of this) {
+      const expiresAt = this.meta.get(key)?.expiresAt ?? this.options.expiresAt?.(value);
+      if (expiresAt !== undefined && expiresAt <= now) this.delete(key);
+    }
+  }
+
+  private now(): number {
+    return this.options.now?.() ?? Date.now();
+  }
+}
+
+/** Rejects when `promise` has not settled within `ms` (the operation itself is not cancelled). */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** cache-manager with a circuit breaker in front, and invalidations kept while the store is away. */
+class GuardedCache implements CacheStore {
+  private retryAt = 0;
+  private probing = false;
+  private readonly kept = new Map<string, { value: unknown; ttlMs: number }>();
+  private keptOverflowed = false;
+  private replaying: Promise<void> | undefined;
+  // cache-manager's mget reports a failing store by an event, not by rejecting.
+  private readonly readFailures = new WeakMap<string[], unknown>();
+
+  constructor(
+    readonly backend: 'memory' | 'redis',
+    private readonly cache: CacheManager,
+    readonly monitor: DependencyMonitor,
+    private readonly disconnect: () => Promise<void>,
+  ) {
+    cache.on('mget', ({ keys, error }) => {
+      if (error !== undefined) this.readFailures.set(keys, error);
+    });
+  }
+
+  async read(keys: string[]): Promise<unknown[]> {
+    await this.admit();
+    return this.attempt(async () => {
+      const values = await this.cache.mget<unknown>(keys);
+      if (this.readFailures.has(keys)) throw this.readFailures.get(keys);
+      return values;
+    });
+  }
+
+  async write(key: string, value: unknown, ttlMs: number): Promise<void> {
+    await this.admit();
+    await this.attempt(() => this.cache.set(key, value, ttlMs));
+  }
+
+  async writeSurely(key: string, value: unknown, ttlMs: number): Promise<void> {
+    try {
+      await this.write(key, value, ttlMs);
+    } catch {
+      if (this.kept.size >= MAX_KEPT_WRITES) {
+        this.keptOverflowed = true;
+        this.kept.clear();
+      }
+      if (!this.keptOverflowed) this.kept.set(key, { value, ttlMs });
+    }
+  }
+
+  /** Called when the store is back: kept invalidations go out before anyone reads again. */
+  replayKept(): void {
+    this.admit().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.disconnect();
+  }
+
+  /** Fails fast while the breaker is open; lets one probe through once it may retry. */
+  private async admit(): Promise<void> {
+    if (this.monitor.isDown && (Date.now() < this.retryAt || this.probing)) throw new CacheUnavailableError();
+    if (this.kept.size === 0 && !this.keptOverflowed) return;
+    this.replaying ??= this.replay().finally(() => (this.replaying = undefined));
+    await this.replaying;
+  }
+
+  private async replay(): Promise<void> {
+    if (this.keptOverflowed) {
+      await this.attempt(() => this.cache.clear());
+      this.keptOverflowed = false;
+      return;
+    }
+    const batch = [...this.kept];
+    await this.attempt(() =>
+      this.cache.mset(batch.map(([key, { value, ttlMs }]) => ({ key, value, ttl: ttlMs }))),
+    );
+    // A write kept again meanwhile is newer than the one replayed: it stays.
+    for (const [key, entry] of batch) if (this.kept.get(key) === entry) this.kept.delete(key);
+  }
+
+  private async attempt<T>(operation: () => Promise<T>): Promise<T> {
+    const probe = this.monitor.isDown;
+    if (probe) this.probing = true;
+    try {
+      const result = await withTimeout(operation(), OPERATION_TIMEOUT_MS);
+      this.monitor.up();
+      return result;
+    } catch (error) {
+      this.retryAt = Date.now() + RETRY_AFTER_MS;
+      this.monitor.down(error);
+      throw new CacheUnavailableError('cache unavailable', { cause: error });
+    } finally {
+      if (probe) this.probing = false;
+    }
+  }
+}
+
+function memoryCache(logger: Logger): CacheStore {
+  const map = new ExpiringMap<unknown>({
+    capacity: MEMORY_CAPACITY_CHARS,
+    sweepEveryMs: SWEEP_EVERY_MS,
+    // Keyv hands a Map store serialized strings.
+    weigh: (key, value) => key.length + (typeof value === 'string' ? value.length : 1),
+  });
+  const cache = createCache({ stores: [new Keyv({ store: map })] });
+  return new GuardedCache('memory', cache, new DependencyMonitor('cache', logger), () => Promise.resolve());
+}
+
+function redisCache(url: string, logger: Logger): CacheStore {
+  const monitor = new DependencyMonitor('cache', logger);
+  // Our own client: no offline queue (a command while disconnected fails at once) and reconnection
+  // in the background. Errors must surface (throwOnErrors) rather than read as "written" — that is
+  // why this is not createKeyvNonBlocking, whose failed SET looks like a successful one, and why
+  // cache-manager's nonBlocking (fire-and-forget writes) is off: an invalidation has to be known
+  // to have happened before the request that caused it is answered.
+  const client = createClient({
+    url,
+    name: 'messenger-cache',
+    disableOfflineQueue: true,
+    socket: { connectTimeout: 1000, reconnectStrategy: (retries) => Math.min((retries + 1) * 200, 2000) },
+  });
+  const keyv = createKeyv(client, {
+    namespace: 'messenger:cache',
+    throwOnErrors: true,
+  });
+  keyv.on('error', (error: unknown) => monitor.down(error));
+  const store = new GuardedCache('redis', createCache({ stores: [keyv] }), monitor, async () => {
+    if (client.isReady) await client.close().catch(() => client.destroy());
+    else if (client.isOpen) client.destroy();
+  });
+  client.on('ready', () => {
+    monitor.up();
+    store.replayKept();
+  });
+  client.connect().catch((error: unknown) => monitor.down(error));
+  return store;
+}
+
+export function createCacheStore(redisUrl: string | undefined, logger: Logger): CacheStore {
+  return redisUrl ? redisCache(redisUrl, logger) : memoryCache(logger);
+}

@@ -1,0 +1,125 @@
+import MemoryLimiter from 'koa-ratelimit/limiter/memory.js';
+import RedisLimiter from 'koa-ratelimit/limiter/redis.js';
+import { ExpiringMap, withTimeout } from '../../infra/cache.js';
+import type { Logger } from '../../infra/logger.js';
+import { connectRedis, type RedisConnection } from '../../infra/redis.js';
+
+/** A budget: at most `max` requests per key in `windowMs`. */
+export interface Policy {
+  name: string;
+  max: number;
+  windowMs: number;
+}
+
+/** Where one request leaves its key's budget. */
+export interface Verdict {
+  allowed: boolean;
+  limit: number;
+  /** Requests left after this one. */
+  remaining: number;
+  /** Seconds until the budget is back (the window resets, or its oldest request leaves it). */
+  resetSeconds: number;
+}
+
+/** Counts requests per key with koa-ratelimit's drivers: in this process's memory, or in Redis. */
+export interface RateCounter {
+  /** Counts one request for `key`; undefined when the store cannot answer now (fail open). */
+  take(policy: Policy, key: string): Promise<Verdict | undefined>;
+  /** Forgets `key`'s count. */
+  clear(policy: Policy, key: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+const MEMORY_CAPACITY = 100_000;
+const SWEEP_EVERY_MS = 10_000;
+/** A Redis round trip takes well under a millisecond; an answer this late counts as an outage. */
+const REDIS_TIMEOUT_MS = 300;
+/** After a failure Redis is left alone this long, so an outage costs requests no latency. */
+const RETRY_AFTER_MS = 1000;
+
+function verdictOf(limit: { remaining: number; reset: number; total: number }): Verdict {
+  return {
+    allowed: limit.remaining > 0,
+    limit: limit.total,
+    remaining: Math.max(0, limit.remaining - 1),
+    resetSeconds: Math.max(0, Math.ceil(limit.reset - Date.now() / 1000)),
+  };
+}
+
+/** The memory driver keeps a fixed window per key in a Map that never evicts: ours sweeps. */
+export class MemoryCounter implements RateCounter {
+  readonly counts = new ExpiringMap<{ reset: number }>({
+    capacity: MEMORY_CAPACITY,
+    sweepEveryMs: SWEEP_EVERY_MS,
+    expiresAt: (entry) => entry.reset * 1000,
+  });
+
+  async take(policy: Policy, key: string): Promise<Verdict> {
+    const limiter = new MemoryLimiter({
+      id: key,
+      db: this.counts,
+      max: policy.max,
+      duration: policy.windowMs,
+      namespace: policy.name,
+    });
+    return verdictOf(await limiter.get());
+  }
+
+  clear(policy: Policy, key: string): Promise<void> {
+    this.counts.delete(`${policy.name}:${key}`);
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.counts.clear();
+    return Promise.resolve();
+  }
+}
+
+/** The Redis driver keeps a sliding window per key, shared by every instance. */
+class RedisCounter implements RateCounter {
+  private retryAt = 0;
+
+  constructor(private readonly redis: RedisConnection) {}
+
+  take(policy: Policy, key: string): Promise<Verdict | undefined> {
+    return this.guarded(async () => {
+      const limiter = new RedisLimiter({
+        id: key,
+        db: this.redis.client,
+        max: policy.max,
+        duration: policy.windowMs,
+        namespace: namespaceOf(policy),
+      });
+      return verdictOf(await limiter.get());
+    });
+  }
+
+  async clear(policy: Policy, key: string): Promise<void> {
+    await this.guarded(() => this.redis.client.del(`${namespaceOf(policy)}:${key}`));
+  }
+
+  close(): Promise<void> {
+    return this.redis.close();
+  }
+
+  /** Skips Redis while it is away or was just too slow; a failure lets the request through. */
+  private async guarded<T>(operation: () => Promise<T>): Promise<T | undefined> {
+    if (this.redis.client.status !== 'ready' || Date.now() < this.retryAt) return undefined;
+    try {
+      const result = await withTimeout(operation(), REDIS_TIMEOUT_MS);
+      this.redis.monitor.up();
+      return result;
+    } catch (error) {
+      this.retryAt = Date.now() + RETRY_AFTER_MS;
+      this.redis.monitor.down(error);
+      return undefined;
+    }
+  }
+}
+
+const namespaceOf = (policy: Policy) => `messenger:limit:${policy.name}`;
+
+export function createRateCounter(redisUrl: string | undefined, logger: Logger): RateCounter {
+  return redisUrl ? new RedisCounter(connectRedis(redisUrl, 'rate limits', logger)) : new MemoryCounter();
+}
