@@ -291,7 +291,11 @@ describe('throttling', () => {
 
       before(async () => {
         await proxy.start();
-        spawned = await spawnApi({ REDIS_URL: proxy.proxiedUrl(redisUrl), TRUST_PROXY: 'true' });
+        spawned = await spawnApi({
+          REDIS_URL: proxy.proxiedUrl(redisUrl),
+          TRUST_PROXY: 'true',
+          RATE_LIMIT_MAX: '600',
+        });
         api = from(spawned.api, freshIp());
       });
 
