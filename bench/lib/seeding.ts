@@ -1,0 +1,446 @@
+import { randomUUID } from 'node:crypto';
+import bcrypt from 'bcrypt';
+import type pg from 'pg';
+import { BENCH_DATABASE_URL, ensureDatabase, migrate, pool } from './db.js';
+import { Progress } from './progress.js';
+import {
+  RARE_HITS,
+  RARE_WORDS,
+  COMMON_WORDS,
+  chatName,
+  message,
+  person,
+  pick,
+  prng,
+  type Random,
+} from './text.js';
+
+export interface SeedOptions {
+  users: number;
+  chats: number;
+  messages: number;
+  /** Messages in the one big chat (the history benchmark pages through it). */
+  bigChat: number;
+  /** Parallel insert connections. */
+  jobs: number;
+  batch: number;
+  seed: number;
+  force: boolean;
+}
+
+export const DEFAULT_SEED: SeedOptions = {
+  users: 10_000,
+  chats: 1_000,
+  messages: 1_000_000,
+  bigChat: 250_000,
+  jobs: 3,
+  batch: 10_000,
+  seed: 42,
+  force: false,
+};
+
+/** Members of every chat; the benchmark signs in as them. They write none of the seeded messages. */
+export const BENCH_USERS = 64;
+export const benchUserName = (index: number) => `bench.user.${String(index).padStart(2, '0')}`;
+/** Every seeded user has this password (one bcrypt hash, computed once and shared). */
+export const SEED_PASSWORD = 'bench-password';
+const BIG_CHAT_NAME = 'Общий чат (big)';
+/** Regular (non-bench) members per chat. */
+const BIG_CHAT_MEMBERS = 500;
+const SMALL_CHAT_MEMBERS = [2, 30] as const;
+const HISTORY_DAYS = 365;
+
+/** What a finished seed wrote, kept in the bench database (table bench_seed, key 'info'). */
+export interface SeedInfo {
+  users: number;
+  chats: number;
+  messages: number;
+  bigChat: number;
+  bigChatId: string;
+  benchUsers: number;
+  /** Highest seeded seq: rows above it were added by benchmark runs. */
+  maxSeq: number;
+  seconds: number;
+  messagesPerSecond: number;
+  /** The message inserts alone (generation included), without index builds and vacuum. */
+  loadSeconds: number;
+  wordHits: Record<string, number>;
+  seededAt: string;
+}
+
+async function meta(db: pg.Pool): Promise<void> {
+  await db.query('CREATE TABLE IF NOT EXISTS bench_seed (key text PRIMARY KEY, value jsonb NOT NULL)');
+}
+
+async function readMeta<T>(db: pg.Pool, key: string): Promise<T | undefined> {
+  const { rows } = await db.query<{ value: T }>('SELECT value FROM bench_seed WHERE key = $1', [key]);
+  return rows[0]?.value;
+}
+
+async function writeMeta(db: pg.Pool, key: string, value: unknown): Promise<void> {
+  await db.query(
+    `INSERT INTO bench_seed (key, value) VALUES ($1, $2)
+     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+    [key, JSON.stringify(value)],
+  );
+}
+
+export async function readSeedInfo(db: pg.Pool): Promise<SeedInfo | undefined> {
+  await meta(db);
+  return readMeta<SeedInfo>(db, 'info');
+}
+
+/** The seed in the database when it holds at least what `options` asks for, else undefined. */
+async function usableSeed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo | undefined> {
+  const info = await readSeedInfo(db);
+  if (!info) return undefined;
+  if (info.messages < options.messages || info.bigChat < options.bigChat) return undefined;
+  if (info.users < options.users || info.chats < options.chats) return undefined;
+  const { rows } = await db.query<{ count: string }>('SELECT count(*) FROM messages WHERE seq <= $1', [
+    info.maxSeq,
+  ]);
+  return Number(rows[0]!.count) >= info.messages ? info : undefined;
+}
+
+/** Creates, migrates and seeds the bench database unless it already holds enough data. */
+export async function ensureSeeded(options: SeedOptions): Promise<{ info: SeedInfo; skipped: boolean }> {
+  if (options.bigChat > options.messages) throw new Error('--big-chat cannot exceed --messages');
+  if (options.users < BENCH_USERS + SMALL_CHAT_MEMBERS[1]) {
+    throw new Error(`--users must be at least ${BENCH_USERS + SMALL_CHAT_MEMBERS[1]}`);
+  }
+  if (options.chats < 2) throw new Error('--chats must be at least 2');
+  const created = await ensureDatabase();
+  if (created) process.stderr.write(`created database ${BENCH_DATABASE_URL}\n`);
+  await migrate();
+  const db = pool(options.jobs + 1);
+  try {
+    await meta(db);
+    await restoreIndexes(db);
+    if (!options.force) {
+      const info = await usableSeed(db, options);
+      if (info) return { info, skipped: true };
+    }
+    return { info: await seed(db, options), skipped: false };
+  } finally {
+    await db.end();
+  }
+}
+
+interface IndexDef {
+  name: string;
+  def: string;
+}
+
+/** Indexes dropped for a bulk load and not yet rebuilt (the previous seed was interrupted). */
+async function restoreIndexes(db: pg.Pool): Promise<void> {
+  const dropped = (await readMeta<IndexDef[]>(db, 'dropped_indexes')) ?? [];
+  if (dropped.length === 0) return;
+  process.stderr.write(`rebuilding ${dropped.length} index(es) left dropped by an interrupted seed\n`);
+  await rebuildIndexes(db, dropped);
+}
+
+async function rebuildIndexes(db: pg.Pool, indexes: IndexDef[]): Promise<void> {
+  const progress = new Progress('indexes ', indexes.length, 'indexes');
+  progress.set(0);
+  // The GIN index takes longest: build it on its own connection while the others build beside it.
+  await Promise.all(
+    indexes.map(async ({ def }) => {
+      const client = await db.connect();
+      try {
+        await client.query(`SET maintenance_work_mem = '256MB'`);
+        await client.query(def.replace(/^CREATE (UNIQUE )?INDEX /, 'CREATE $1INDEX IF NOT EXISTS '));
+      } finally {
+        client.release();
+      }
+      progress.tick();
+    }),
+  );
+  progress.finish();
+  await db.query(`DELETE FROM bench_seed WHERE key = 'dropped_indexes'`);
+}
+
+/** Inserts rows column-wise: one `unnest` of typed arrays per batch. */
+async function insertColumns(
+  db: pg.Pool | pg.PoolClient,
+  table: string,
+  columns: [name: string, type: string][],
+  values: unknown[][],
+  prefix = '',
+): Promise<void> {
+  const names = columns.map(([name]) => name).join(', ');
+  const arrays = columns.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
+  await db.query(`INSERT INTO ${table} (${names}) ${prefix} SELECT * FROM unnest(${arrays})`, values);
+}
+
+function chunks<T>(rows: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += size) out.push(rows.slice(i, i + size));
+  return out;
+}
+
+/** Zipf-like weights: a few busy chats, a long tail of quiet ones. */
+function cumulativeWeights(count: number): Float64Array {
+  const cumulative = new Float64Array(count);
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    total += 1 / (i + 5) ** 0.9;
+    cumulative[i] = total;
+  }
+  for (let i = 0; i < count; i++) cumulative[i]! /= total;
+  return cumulative;
+}
+
+function weightedIndex(cumulative: Float64Array, random: Random): number {
+  const r = random();
+  let lo = 0;
+  let hi = cumulative.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (cumulative[mid]! < r) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
+  const started = Date.now();
+  const random = prng(options.seed);
+  process.stderr.write(
+    `seeding ${BENCH_DATABASE_URL}: ${options.users.toLocaleString('en-US')} users, ` +
+      `${options.chats.toLocaleString('en-US')} chats, ${options.messages.toLocaleString('en-US')} messages ` +
+      `(${options.bigChat.toLocaleString('en-US')} in one chat)\n`,
+  );
+  await db.query(`DELETE FROM bench_seed WHERE key = 'info'`);
+  await db.query('TRUNCATE messages, members, chats, sessions, users');
+
+  // Users: one shared bcrypt hash (cost as the API's default), so seeding costs one hash, not N.
+  const passwordHash = await bcrypt.hash(SEED_PASSWORD, 12);
+  const userIds: string[] = [];
+  const userNames: string[] = [];
+  const displayNames: string[] = [];
+  for (let i = 0; i < options.users; i++) {
+    userIds.push(randomUUID());
+    if (i < BENCH_USERS) {
+      userNames.push(benchUserName(i));
+      displayNames.push(`Bench User ${i}`);
+    } else {
+      const { login, displayName } = person(random, i);
+      userNames.push(login);
+      displayNames.push(displayName);
+    }
+  }
+  for (const [from, part] of chunks(userIds, options.batch).map(
+    (ids, n) => [n * options.batch, ids] as const,
+  )) {
+    await insertColumns(
+      db,
+      'users',
+      [
+        ['id', 'uuid'],
+        ['name', 'text'],
+        ['password_hash', 'text'],
+      ],
+      [part, userNames.slice(from, from + part.length), part.map(() => passwordHash)],
+    );
+  }
+
+  // Chats: chat 0 is the big one.
+  const chatIds = Array.from({ length: options.chats }, () => randomUUID());
+  const chatNames = chatIds.map((_, i) => (i === 0 ? BIG_CHAT_NAME : chatName(random, i)));
+  await insertColumns(
+    db,
+    'chats',
+    [
+      ['id', 'uuid'],
+      ['name', 'text'],
+      ['created_by', 'uuid'],
+    ],
+    [chatIds, chatNames, chatIds.map((_, i) => userIds[BENCH_USERS + (i % (options.users - BENCH_USERS))])],
+  );
+
+  // Members: the bench users are in every chat; each chat also has its own regular members, who
+  // write its messages.
+  const memberIds: string[] = [];
+  const memberChats: string[] = [];
+  const memberUsers: string[] = [];
+  const memberNames: string[] = [];
+  const authors: string[][] = [];
+  const addMember = (chat: number, user: number) => {
+    const id = randomUUID();
+    memberIds.push(id);
+    memberChats.push(chatIds[chat]!);
+    memberUsers.push(userIds[user]!);
+    memberNames.push(displayNames[user]!);
+    return id;
+  };
+  for (let chat = 0; chat < options.chats; chat++) {
+    for (let user = 0; user < BENCH_USERS; user++) addMember(chat, user);
+    const [min, max] = SMALL_CHAT_MEMBERS;
+    const want = chat === 0 ? BIG_CHAT_MEMBERS : min + Math.floor(random() * (max - min + 1));
+    const chosen = new Set<number>();
+    const regular = options.users - BENCH_USERS;
+    while (chosen.size < Math.min(want, regular)) chosen.add(BENCH_USERS + Math.floor(random() * regular));
+    authors.push([...chosen].map((user) => addMember(chat, user)));
+  }
+  const memberProgress = new Progress('members ', memberIds.length, 'rows');
+  for (let from = 0; from < memberIds.length; from += options.batch) {
+    const to = from + options.batch;
+    await insertColumns(
+      db,
+      'members',
+      [
+        ['id', 'uuid'],
+        ['chat_id', 'uuid'],
+        ['user_id', 'uuid'],
+        ['name', 'text'],
+      ],
+      [
+        memberIds.slice(from, to),
+        memberChats.slice(from, to),
+        memberUsers.slice(from, to),
+        memberNames.slice(from, to),
+      ],
+    );
+    memberProgress.set(Math.min(to, memberIds.length));
+  }
+  memberProgress.finish();
+
+  // Messages. Secondary indexes are dropped for the load and rebuilt after it (much faster than
+  // maintaining them row by row); their definitions are kept in bench_seed meanwhile, so an
+  // interrupted seed rebuilds them next time.
+  const { rows: indexes } = await db.query<IndexDef>(
+    `SELECT c.relname AS name, pg_get_indexdef(c.oid) AS def
+     FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+     WHERE x.indrelid = 'messages'::regclass
+       AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)`,
+  );
+  await writeMeta(db, 'dropped_indexes', indexes);
+  for (const { name } of indexes) await db.query(`DROP INDEX IF EXISTS "${name}"`);
+
+  // Rare words: each in exactly RARE_HITS messages, spread over the whole history and all chats.
+  const rareAt = new Map<number, string>();
+  for (const word of RARE_WORDS) {
+    let placed = 0;
+    while (placed < RARE_HITS) {
+      const index = Math.floor(random() * options.messages);
+      if (rareAt.has(index)) continue;
+      rareAt.set(index, word);
+      placed++;
+    }
+  }
+
+  const smallChats = cumulativeWeights(options.chats - 1);
+  const start = Date.now() - HISTORY_DAYS * 86_400_000;
+  const step = (HISTORY_DAYS * 86_400_000) / options.messages;
+  const batches = Math.ceil(options.messages / options.batch);
+  const messageProgress = new Progress('messages', options.messages, 'rows');
+  const loadStarted = Date.now();
+  let nextBatch = 0;
+
+  // One batch at a time is generated (single-threaded, deterministic order) and handed to a free
+  // connection; generation of the next batch overlaps the inserts in flight.
+  const generate = (batch: number) => {
+    const from = batch * options.batch;
+    const to = Math.min(options.messages, from + options.batch);
+    const seqs: number[] = [];
+    const chats: string[] = [];
+    const members: string[] = [];
+    const texts: string[] = [];
+    const times: string[] = [];
+    for (let i = from; i < to; i++) {
+      // Evenly spread big-chat messages: message i is in the big chat when floor(i * B / N) steps.
+      const big =
+        Math.floor(((i + 1) * options.bigChat) / options.messages) >
+        Math.floor((i * options.bigChat) / options.messages);
+      const chat = big ? 0 : 1 + weightedIndex(smallChats, random);
+      let text = message(random);
+      const rare = rareAt.get(i);
+      if (rare) text = `${text} ${capitalize(rare)}, ${random() < 0.5 ? 'кстати.' : 'by the way.'}`;
+      seqs.push(i + 1);
+      chats.push(chatIds[chat]!);
+      members.push(pick(random, authors[chat]!));
+      texts.push(text);
+      times.push(new Date(start + i * step).toISOString());
+    }
+    return [seqs, chats, members, texts, times];
+  };
+
+  await Promise.all(
+    Array.from({ length: options.jobs }, async () => {
+      const client = await db.connect();
+      try {
+        // A bulk load of generated, consistent rows: no per-row foreign-key triggers, no fsync wait.
+        // (session_replication_role needs a superuser; without one the triggers simply run.)
+        await client.query(`SET session_replication_role = replica`).catch(() => undefined);
+        await client.query(`SET synchronous_commit = off`);
+        for (;;) {
+          const batch = nextBatch++;
+          if (batch >= batches) return;
+          const values = generate(batch);
+          await insertColumns(
+            client,
+            'messages',
+            [
+              ['seq', 'bigint'],
+              ['chat_id', 'uuid'],
+              ['member_id', 'uuid'],
+              ['text', 'text'],
+              ['created_at', 'timestamptz'],
+            ],
+            values,
+            'OVERRIDING SYSTEM VALUE',
+          );
+          messageProgress.tick(values[0]!.length);
+        }
+      } finally {
+        await client.query(`RESET session_replication_role`).catch(() => undefined);
+        client.release();
+      }
+    }),
+  );
+  messageProgress.finish();
+  const loadSeconds = (Date.now() - loadStarted) / 1000;
+
+  await rebuildIndexes(db, indexes);
+  // New messages continue after the seeded ones.
+  await db.query(`SELECT setval(pg_get_serial_sequence('messages', 'seq'), $1)`, [options.messages]);
+  process.stderr.write('vacuum analyze…\n');
+  await db.query('VACUUM (ANALYZE) users, chats, members, messages');
+
+  const wordHits: Record<string, number> = {};
+  for (const word of [...COMMON_WORDS, ...RARE_WORDS]) {
+    const { rows } = await db.query<{ count: string }>(
+      `SELECT count(*) FROM messages WHERE search_vector @@ websearch_to_tsquery('russian', $1)`,
+      [word],
+    );
+    wordHits[word] = Number(rows[0]!.count);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const info: SeedInfo = {
+    users: options.users,
+    chats: options.chats,
+    messages: options.messages,
+    bigChat: options.bigChat,
+    bigChatId: chatIds[0]!,
+    benchUsers: BENCH_USERS,
+    maxSeq: options.messages,
+    seconds: Math.round(seconds * 10) / 10,
+    messagesPerSecond: Math.round(options.messages / seconds),
+    loadSeconds: Math.round(loadSeconds * 10) / 10,
+    wordHits,
+    seededAt: new Date().toISOString(),
+  };
+  await writeMeta(db, 'info', info);
+  process.stderr.write(
+    `seeded in ${info.seconds} s (${info.messagesPerSecond.toLocaleString('en-US')} messages/s overall; ` +
+      `message load ${loadSeconds.toFixed(1)} s = ${Math.round(options.messages / loadSeconds).toLocaleString('en-US')} rows/s)\n` +
+      `word hits: ${Object.entries(wordHits)
+        .map(([word, hits]) => `${word} ${hits}`)
+        .join(', ')}\n`,
+  );
+  return info;
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
