@@ -38,7 +38,7 @@ import {
 } from './lib/report.js';
 import { BENCH_USERS, DEFAULT_SEED, SEED_PASSWORD, ensureSeeded, type SeedOptions } from './lib/seeding.js';
 import { freePort, LOG_DIR, RssSampler, startService, waitFor, type Service } from './lib/services.js';
-import { SQL, checkDrift, insertParams, named, positional } from './lib/sql.js';
+import { SQL, insertParams, named, positional } from './lib/sql.js';
 import { message, prng, COMMON_WORDS, RARE_WORDS } from './lib/text.js';
 import { round, type LatencySummary } from './lib/stats.js';
 
@@ -221,8 +221,6 @@ async function main(): Promise<void> {
       ? `seed: reusing ${seed.messages.toLocaleString('en-US')} messages (seeded in ${seed.seconds} s on ${seed.seededAt})\n`
       : `seed: done in ${((Date.now() - seedStarted) / 1000).toFixed(1)} s\n`,
   );
-  const drift = checkDrift();
-  if (drift.length) process.stderr.write(`WARNING: the SQL of ${drift.join(', ')} differs from src/\n`);
 
   const db = pool(4);
   const removed = await db.query('DELETE FROM messages WHERE seq > $1', [seed.maxSeq]);
@@ -640,14 +638,9 @@ async function main(): Promise<void> {
       deepDepth: deep,
       shallowDepth: SHALLOW,
     },
-    sqlDrift: drift,
     runSeconds: Math.round((Date.now() - runStarted) / 1000),
     messagesAddedAndRemoved: sent.rowCount,
   };
-  if (drift.length)
-    notes.push(
-      `**The SQL of ${drift.join(', ')} no longer matches src/**: the pg ceilings ran the old text.`,
-    );
 
   const header = [
     `Run ${context.date.slice(0, 16).replace('T', ' ')} UTC on ${context.machine}; Node ${context.node}, ` +

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import * as core from './001_core.js';
 import * as search from './002_search.js';
+import * as searchOrder from './003_search_order.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -11,6 +12,7 @@ interface Migration {
 const migrations: Record<string, Migration> = {
   '001_core': core,
   '002_search': search,
+  '003_search_order': searchOrder,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -1,12 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { CacheStore } from '../../infra/cache.js';
-import type { HistoryCache, HistoryPage } from '../messages/index.js';
+import type { HistoryCache } from '../messages/index.js';
 import type { Timing } from './timing.js';
 
 interface PageEntry {
   generation: string;
   storedAt: number;
-  page: HistoryPage;
+  /** The page's JSON text, sent as it is. */
+  json: string;
 }
 
 /** A chat's generation until its first invalidation (or after its marker expired). */
@@ -49,21 +50,21 @@ export function historyCache(
       } catch {
         // No cache now: the database answers, and nothing is written back.
       }
-      if (current && timing.isFresh(current.storedAt)) return { page: current.page, cache: 'HIT' };
+      if (current && timing.isFresh(current.storedAt)) return { json: current.json, cache: 'HIT' };
 
-      let page: HistoryPage;
+      let json: string;
       try {
-        page = await load();
+        json = await load();
       } catch (error) {
         // stale-if-error: still the current generation, so no acknowledged message is missing.
-        if (current && isUnavailable(error)) return { page: current.page, cache: 'STALE' };
+        if (current && isUnavailable(error)) return { json: current.json, cache: 'STALE' };
         throw error;
       }
       if (generation !== undefined && timing.mayWriteBack(consultedAt)) {
-        const entry: PageEntry = { generation, storedAt: Date.now(), page };
+        const entry: PageEntry = { generation, storedAt: Date.now(), json };
         await store.write(key, entry, timing.keepMs).catch(() => undefined);
       }
-      return { page, cache: 'MISS' };
+      return { json, cache: 'MISS' };
     },
 
     async invalidate(chatId) {

@@ -9,6 +9,21 @@ export interface HistoryRow {
   created_at: Date;
 }
 
+// The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
+// never pass a message that commits later with a smaller seq.
+export const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE)
+       INSERT INTO messages (chat_id, member_id, text)
+       SELECT mb.chat_id, mb.id, ? FROM members mb JOIN chat ON chat.id = mb.chat_id
+       WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid)
+       RETURNING id`;
+
+/** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
+export const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS message_id, m.member_id AS user_id, mb.name AS user_name, m.text, m.created_at
+       FROM messages m JOIN members mb ON mb.id = m.member_id
+       WHERE m.chat_id = ? AND m.seq > ?
+       ORDER BY m.seq
+       LIMIT ?`;
+
 export class MessagesRepository {
   constructor(private readonly knex: Knex) {}
 
@@ -22,29 +37,18 @@ export class MessagesRepository {
     userId: string | null,
     text: string,
   ): Promise<string | undefined> {
-    // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
-    // never pass a message that commits later with a smaller seq.
-    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
-      `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE)
-       INSERT INTO messages (chat_id, member_id, text)
-       SELECT mb.chat_id, mb.id, ? FROM members mb JOIN chat ON chat.id = mb.chat_id
-       WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid)
-       RETURNING id`,
-      [chatId, text, memberId, userId, userId],
-    );
+    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(INSERT_MESSAGE_SQL, [
+      chatId,
+      text,
+      memberId,
+      userId,
+      userId,
+    ]);
     return rows[0]?.id;
   }
 
-  /** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
   async page(chatId: string, afterSeq: string, limit: number): Promise<HistoryRow[]> {
-    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(
-      `SELECT m.seq, m.id AS message_id, m.member_id AS user_id, mb.name AS user_name, m.text, m.created_at
-       FROM messages m JOIN members mb ON mb.id = m.member_id
-       WHERE m.chat_id = ? AND m.seq > ?
-       ORDER BY m.seq
-       LIMIT ?`,
-      [chatId, afterSeq, limit],
-    );
+    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(HISTORY_PAGE_SQL, [chatId, afterSeq, limit]);
     return rows;
   }
 }

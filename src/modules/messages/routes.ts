@@ -24,8 +24,9 @@ export function messagesRoutes(
   router.get('/v1/chats/:chat_id/messages', options.authenticate, async (ctx) => {
     const { limit } = parse(ctx.query, { limit: int(1, 1000) });
     const from = cursorParam(ctx.query.from);
-    const { page, cache } = await service.readHistory(callerOf(ctx), ctx.params.chat_id!, limit, from);
+    const { json, cache } = await service.readHistory(callerOf(ctx), ctx.params.chat_id!, limit, from);
     if (cache) ctx.set('X-Cache', cache);
-    ctx.body = page;
+    ctx.type = 'application/json';
+    ctx.body = json;
   });
 }

@@ -10,8 +10,7 @@ export interface HistoryMessage {
   message_id: string;
   user_id: string;
   user_name: string;
-  /** A Date from the database; its JSON form (ISO 8601) once it has been through the cache. */
-  created_at: Date | string;
+  created_at: Date;
 }
 
 export interface HistoryPage {
@@ -22,15 +21,18 @@ export interface HistoryPage {
 /** Where the page came from: the cache, the database, or the cache because the database is down. */
 export type CacheStatus = 'HIT' | 'MISS' | 'STALE';
 
-/** Where history pages are remembered between requests (the cache module may provide one). */
+/**
+ * Where history pages are remembered between requests (the cache module may provide one). Pages
+ * travel as their JSON text: a cached page is sent as stored, never parsed and serialized again.
+ */
 export interface HistoryCache {
-  /** The page as remembered while it is current, else from `load` (the database). */
+  /** The page's JSON as remembered while it is current, else from `load` (the database). */
   read(
     chatId: string,
     limit: number,
     from: string | undefined,
-    load: () => Promise<HistoryPage>,
-  ): Promise<{ page: HistoryPage; cache: CacheStatus }>;
+    load: () => Promise<string>,
+  ): Promise<{ json: string; cache: CacheStatus }>;
   /** Makes every remembered page of the chat stale, on every instance at once. */
   invalidate(chatId: string): Promise<void>;
 }
@@ -59,10 +61,10 @@ export class MessagesService {
     chatId: string,
     limit: number,
     from: string | undefined,
-  ): Promise<{ page: HistoryPage; cache?: CacheStatus }> {
+  ): Promise<{ json: string; cache?: CacheStatus }> {
     await this.chats.requireVisible(caller, chatId);
-    const load = () => this.historyPage(chatId, limit, from);
-    return this.history ? this.history.read(chatId, limit, from, load) : { page: await load() };
+    const load = async () => JSON.stringify(await this.historyPage(chatId, limit, from));
+    return this.history ? this.history.read(chatId, limit, from, load) : { json: await load() };
   }
 
   /** Oldest first; `next` is there exactly when more messages follow now. */
