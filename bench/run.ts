@@ -13,7 +13,6 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { BENCH_DATABASE_URL, MAIN_JS, ROOT, pool } from './lib/db.js';
 import {
@@ -36,7 +35,7 @@ import {
   type Row,
   type Target,
 } from './lib/report.js';
-import { BENCH_USERS, DEFAULT_SEED, SEED_PASSWORD, ensureSeeded, type SeedOptions } from './lib/seeding.js';
+import { BENCH_USERS, SEED_PASSWORD, ensureSeeded, seedOptions } from './lib/seeding.js';
 import { freePort, LOG_DIR, RssSampler, startService, waitFor, type Service } from './lib/services.js';
 import { SQL, insertParams, named, positional } from './lib/sql.js';
 import { message, prng, COMMON_WORDS, RARE_WORDS } from './lib/text.js';
@@ -73,30 +72,6 @@ const APPS_UNCACHED = 'health,throttling,auth,chats,messages,search,docs';
 const BUDGET = '10000000';
 const DEEP = 200_000;
 const SHALLOW = 100;
-
-function seedOptions(argv: string[]): SeedOptions {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      users: { type: 'string' },
-      chats: { type: 'string' },
-      messages: { type: 'string' },
-      'big-chat': { type: 'string' },
-      jobs: { type: 'string' },
-    },
-    strict: true,
-  });
-  const count = (value: string | undefined, fallback: number) =>
-    value === undefined ? fallback : Number(value);
-  return {
-    ...DEFAULT_SEED,
-    users: count(values.users, DEFAULT_SEED.users),
-    chats: count(values.chats, DEFAULT_SEED.chats),
-    messages: count(values.messages, DEFAULT_SEED.messages),
-    bigChat: count(values['big-chat'], DEFAULT_SEED.bigChat),
-    jobs: count(values.jobs, DEFAULT_SEED.jobs),
-  };
-}
 
 const cursor = (seq: string) => Buffer.from(`h1:${seq}`).toString('base64url');
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');

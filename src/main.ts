@@ -1,6 +1,7 @@
 import { createService } from './app.js';
 import { startConsumer } from './consumer.js';
 import { ConfigError, loadConfig } from './config.js';
+import { ensureDatabaseExists } from './infra/db.js';
 import { createLogger } from './infra/logger.js';
 
 type Role = 'api' | 'consumer' | 'migrate';
@@ -20,6 +21,9 @@ async function main(role: string | undefined): Promise<void> {
 
   switch (role as Role) {
     case 'migrate': {
+      if (config.database.kind === 'url' && (await ensureDatabaseExists(config.database.url))) {
+        logger.info('database created');
+      }
       const service = await createService({ ...config, apps: [], migrateOnStart: false }, logger);
       const applied = await service.db.migrate();
       logger.info({ applied }, applied.length ? 'migrations applied' : 'schema already up to date');

@@ -1,7 +1,9 @@
+import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import type pg from 'pg';
-import { BENCH_DATABASE_URL, ensureDatabase, migrate, pool } from './db.js';
+import { ensureDatabaseExists } from '../../src/infra/db.js';
+import { BENCH_DATABASE_URL, migrate, pool } from './db.js';
 import { Progress } from './progress.js';
 import {
   RARE_HITS,
@@ -109,7 +111,7 @@ export async function ensureSeeded(options: SeedOptions): Promise<{ info: SeedIn
     throw new Error(`--users must be at least ${BENCH_USERS + SMALL_CHAT_MEMBERS[1]}`);
   }
   if (options.chats < 2) throw new Error('--chats must be at least 2');
-  const created = await ensureDatabase();
+  const created = await ensureDatabaseExists(BENCH_DATABASE_URL);
   if (created) process.stderr.write(`created database ${BENCH_DATABASE_URL}\n`);
   await migrate();
   const db = pool(options.jobs + 1);
@@ -443,4 +445,38 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
 
 function capitalize(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function count(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value.replace(/_/g, ''));
+  if (!Number.isInteger(parsed) || parsed < 1) throw new Error(`--${name} must be a positive whole number`);
+  return parsed;
+}
+
+/** The seed's command-line flags (`--users N`, … `--force`), over DEFAULT_SEED. */
+export function seedOptions(argv: string[]): SeedOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      users: { type: 'string' },
+      chats: { type: 'string' },
+      messages: { type: 'string' },
+      'big-chat': { type: 'string' },
+      jobs: { type: 'string' },
+      seed: { type: 'string' },
+      force: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  return {
+    users: count(values.users, 'users', DEFAULT_SEED.users),
+    chats: count(values.chats, 'chats', DEFAULT_SEED.chats),
+    messages: count(values.messages, 'messages', DEFAULT_SEED.messages),
+    bigChat: count(values['big-chat'], 'big-chat', DEFAULT_SEED.bigChat),
+    jobs: count(values.jobs, 'jobs', DEFAULT_SEED.jobs),
+    batch: DEFAULT_SEED.batch,
+    seed: count(values.seed, 'seed', DEFAULT_SEED.seed),
+    force: values.force,
+  };
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import knexPkg, { type Knex } from 'knex';
+import pg from 'pg';
 import type { PGlite } from '@electric-sql/pglite';
 import type { Config, DatabaseConfig } from '../config.js';
 import type { Logger } from './logger.js';
@@ -213,4 +214,25 @@ export async function createDatabase(
     },
   };
   return db;
+}
+
+/**
+ * Creates the database a postgres:// URL names when the server does not have it yet (asking the
+ * server's `postgres` database); true when it was created. Used by `migrate`, the tests and the bench.
+ */
+export async function ensureDatabaseExists(url: string): Promise<boolean> {
+  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  if (!name) return false;
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (rowCount) return false;
+    await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+    return true;
+  } finally {
+    await client.end();
+  }
 }
