@@ -46,11 +46,16 @@ export class MessagesService {
 
   /** Stored, and cached pages of the chat stale, before the caller hears of it. */
   async send(caller: Caller, chatId: string, memberId: string, text: string): Promise<string> {
-    await this.chats.requireVisible(caller, chatId);
-    const messageId = isUuid(memberId)
-      ? await this.repository.insertMessage(chatId, memberId, caller.userId, text)
-      : undefined;
-    if (!messageId) throw userNotFound();
+    // The insert itself requires a member of this chat owned by the caller, which implies the caller
+    // may see the chat: only a refused post pays for telling chat-not-found from user-not-found.
+    const messageId =
+      isUuid(chatId) && isUuid(memberId)
+        ? await this.repository.insertMessage(chatId, memberId, caller.userId, text)
+        : undefined;
+    if (!messageId) {
+      await this.chats.requireVisible(caller, chatId);
+      throw userNotFound();
+    }
     await this.history?.invalidate(chatId);
     return messageId;
   }
