@@ -270,6 +270,29 @@ describe('search limits and lifecycle', () => {
       .expect(409, { message: 'task-not-complete' });
   });
 
+  it('when the query runs longer than SEARCH_TIMEOUT_MS, then the task ends FAILED with error timeout', async () => {
+    app = await startApp({ SEARCH_TIMEOUT_MS: '10', SEARCH_MAX_RESULTS: '100000' });
+    const user = await registerAndLogin(app.api);
+    const chat = await createChat(app.api, user);
+    const member = await join(app.api, user, chat);
+    // Highlighting 30,000 matches takes far longer than 10 ms (and than the worker's grace after it).
+    await app.service.db.knex.raw(
+      `INSERT INTO messages (chat_id, member_id, text)
+       SELECT ?, ?, 'slow searching needs many matching words, number ' || g FROM generate_series(1, 30000) g`,
+      [chat, member],
+    );
+    const created = await app.api
+      .post('/v1/chats/search')
+      .set(user.auth)
+      .send({ message: 'matching' })
+      .expect(201);
+    assert.deepEqual(await finished(app, user, created.body.task_id), { status: 'FAILED', error: 'timeout' });
+    await app.api
+      .get(`/v1/chats/search/${created.body.task_id}/messages?limit=5`)
+      .set(user.auth)
+      .expect(409, { message: 'task-failed' });
+  });
+
   it('when the results expire, then the task answers 404', async () => {
     app = await startApp({ SEARCH_RESULT_TTL: '1' });
     const user = await registerAndLogin(app.api);

@@ -71,6 +71,33 @@ export class SearchService {
   }
 }
 
+/** How much later than the database's own statement timeout the worker gives up by itself. */
+const DEADLINE_GRACE_MS = 250;
+
+class DeadlineExceeded extends Error {
+  override name = 'DeadlineExceeded';
+}
+
+/**
+ * The statement timeout bounds the query on Postgres. PGlite ignores statement_timeout and runs a
+ * query on this thread (no timer fires meanwhile), so a result that arrives too late counts as a
+ * timeout too: either way a job never succeeds past its deadline.
+ */
+async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlineExceeded(`no result within ${ms} ms`)), ms);
+  });
+  try {
+    const result = await Promise.race([work, deadline]);
+    if (performance.now() - started > ms) throw new DeadlineExceeded(`result after ${ms} ms`);
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface WorkerOptions {
   maxResults: number;
   timeoutMs: number;
@@ -102,11 +129,14 @@ export function createSearchWorker(
     };
     for (let attempt = 1; ; attempt++) {
       try {
-        const hits = await repository.search(filter, options.maxResults, options.timeoutMs);
+        const hits = await withDeadline(
+          repository.search(filter, options.maxResults, options.timeoutMs),
+          options.timeoutMs + DEADLINE_GRACE_MS,
+        );
         await results.succeed(job.taskId, hits);
         return;
       } catch (error) {
-        if (isTimeout(error)) {
+        if (isTimeout(error) || error instanceof DeadlineExceeded) {
           await results.fail(job.taskId, 'timeout');
           return;
         }
