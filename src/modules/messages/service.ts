@@ -60,21 +60,32 @@ export class MessagesService {
     return messageId;
   }
 
-  /** A page for a reader: membership is checked first, always, then the cache (if any) is asked. */
+  /**
+   * A page for a reader. The cursor is checked first (400 whoever asks); a page is only ever served
+   * once membership is confirmed. With a cache, the membership check and the cache read run side by
+   * side; without one the database is asked for the page only after membership.
+   */
   async readHistory(
     caller: Caller,
     chatId: string,
     limit: number,
     from: string | undefined,
   ): Promise<{ json: string; cache?: CacheStatus }> {
-    await this.chats.requireVisible(caller, chatId);
-    const load = async () => JSON.stringify(await this.historyPage(chatId, limit, from));
-    return this.history ? this.history.read(chatId, limit, from, load) : { json: await load() };
+    const afterSeq = from === undefined ? '0' : decodeCursor(from);
+    const load = async () => JSON.stringify(await this.historyPage(chatId, limit, afterSeq));
+    if (!this.history || !isUuid(chatId)) {
+      await this.chats.requireVisible(caller, chatId);
+      return { json: await load() };
+    }
+    const [, page] = await Promise.all([
+      this.chats.requireVisible(caller, chatId),
+      this.history.read(chatId, limit, from, load),
+    ]);
+    return page;
   }
 
   /** Oldest first; `next` is there exactly when more messages follow now. */
-  private async historyPage(chatId: string, limit: number, from: string | undefined): Promise<HistoryPage> {
-    const afterSeq = from === undefined ? '0' : decodeCursor(from);
+  private async historyPage(chatId: string, limit: number, afterSeq: string): Promise<HistoryPage> {
     const rows = await this.repository.page(chatId, afterSeq, limit + 1);
     const more = rows.length > limit;
     const shown = more ? rows.slice(0, limit) : rows;
