@@ -37,6 +37,9 @@ import {
 } from './lib/report.js';
 import { BENCH_USERS, SEED_PASSWORD, ensureSeeded, seedOptions } from './lib/seeding.js';
 import { freePort, LOG_DIR, RssSampler, startService, waitFor, type Service } from './lib/services.js';
+import type { HistoryRow } from '../src/modules/messages/repository.js';
+import { encodeCursor } from '../src/modules/messages/cursor.js';
+import { historyPageOf } from '../src/modules/messages/service.js';
 import { SQL, insertParams, named, positional } from './lib/sql.js';
 import { message, prng, COMMON_WORDS, RARE_WORDS } from './lib/text.js';
 import { round, type LatencySummary } from './lib/stats.js';
@@ -73,7 +76,6 @@ const BUDGET = '10000000';
 const DEEP = 200_000;
 const SHALLOW = 100;
 
-const cursor = (seq: string) => Buffer.from(`h1:${seq}`).toString('base64url');
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 interface BenchUser {
@@ -209,7 +211,7 @@ async function main(): Promise<void> {
   const reader = fx.users[0]!;
   const auth = (token: string) => ({ Authorization: `session_id ${token}` });
   const historyPath = (depth: number) =>
-    `/v1/chats/${fx.bigChatId}/messages?limit=${limit}&from=${cursor(fx.bigChatSeqs[depth - 1]!)}`;
+    `/v1/chats/${fx.bigChatId}/messages?limit=${limit}&from=${encodeCursor(fx.bigChatSeqs[depth - 1]!)}`;
 
   const measured: Record<string, Measured> = {};
   const search: Record<string, { job: LatencySummary; query: LatencySummary; errors: number }> = {};
@@ -229,25 +231,12 @@ async function main(): Promise<void> {
   // 1. The ceilings: bare Koa on the same machine, answering `{}`, and answering the very page the
   // cached scenario reads (built here with the API's own history SQL).
   {
-    const { rows: pageRows } = await db.query<{
-      seq: string;
-      message_id: string;
-      user_id: string;
-      user_name: string;
-      text: string;
-      created_at: Date;
-    }>(positional(SQL.historyPage.text), [fx.bigChatId, fx.bigChatSeqs[SHALLOW - 1], limit + 1]);
-    const shown = pageRows.slice(0, limit);
-    const page = {
-      messages: shown.map(({ text, message_id, user_id, user_name, created_at }) => ({
-        text,
-        message_id,
-        user_id,
-        user_name,
-        created_at,
-      })),
-      ...(pageRows.length > limit ? { next: { iterator: cursor(shown[shown.length - 1]!.seq) } } : {}),
-    };
+    const { rows: pageRows } = await db.query<HistoryRow>(positional(SQL.historyPage.text), [
+      fx.bigChatId,
+      fx.bigChatSeqs[SHALLOW - 1],
+      limit + 1,
+    ]);
+    const page = historyPageOf(pageRows, limit);
     fs.mkdirSync(LOG_DIR, { recursive: true });
     const pageFile = path.join(LOG_DIR, 'page.json');
     fs.writeFileSync(pageFile, JSON.stringify(page));

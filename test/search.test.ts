@@ -17,17 +17,24 @@ async function finished(
   throw new Error(`task ${taskId} did not finish`);
 }
 
+/** Creates a task and waits until it has succeeded; returns its id. */
+async function completedTask(app: TestApp, user: User, body: Record<string, unknown>): Promise<string> {
+  const created = await app.api.post('/v1/chats/search').set(user.auth).send(body).expect(201);
+  const taskId = created.body.task_id as string;
+  const status = await finished(app, user, taskId);
+  assert.equal(status.status, 'SUCCESS', JSON.stringify(status));
+  return taskId;
+}
+
 async function search(
   app: TestApp,
   user: User,
   body: Record<string, unknown>,
 ): Promise<{ text: string; chat_id: string; message_id: string; user_id: string; highlights: string[] }[]> {
-  const created = await app.api.post('/v1/chats/search').set(user.auth).send(body).expect(201);
-  const taskId = created.body.task_id as string;
-  const status = await finished(app, user, taskId);
-  assert.equal(status.status, 'SUCCESS', JSON.stringify(status));
+  const taskId = await completedTask(app, user, body);
+  const status = await app.api.get(`/v1/chats/search/status/${taskId}`).set(user.auth).expect(200);
   const page = await app.api.get(`/v1/chats/search/${taskId}/messages?limit=1000`).set(user.auth).expect(200);
-  assert.equal(page.body.messages.length, status.total);
+  assert.equal(page.body.messages.length, status.body.total);
   return page.body.messages;
 }
 
@@ -186,16 +193,8 @@ describe('search', () => {
   });
 
   it('when another user asks for a task, then it answers 404 task-not-found', async () => {
-    const created = await app.api
-      .post('/v1/chats/search')
-      .set(alice.auth)
-      .send({ message: `${tag} cat` })
-      .expect(201);
-    await finished(app, alice, created.body.task_id);
-    for (const path of [
-      `/v1/chats/search/status/${created.body.task_id}`,
-      `/v1/chats/search/${created.body.task_id}/messages?limit=5`,
-    ]) {
+    const taskId = await completedTask(app, alice, { message: `${tag} cat` });
+    for (const path of [`/v1/chats/search/status/${taskId}`, `/v1/chats/search/${taskId}/messages?limit=5`]) {
       await app.api.get(path).set(bob.auth).expect(404, { message: 'task-not-found' });
     }
     await app.api
@@ -205,13 +204,8 @@ describe('search', () => {
   });
 
   it('when a cursor is unusable or limit is out of range, then it answers 400', async () => {
-    const created = await app.api
-      .post('/v1/chats/search')
-      .set(alice.auth)
-      .send({ message: `${tag} cat` })
-      .expect(201);
-    await finished(app, alice, created.body.task_id);
-    const base = `/v1/chats/search/${created.body.task_id}/messages`;
+    const taskId = await completedTask(app, alice, { message: `${tag} cat` });
+    const base = `/v1/chats/search/${taskId}/messages`;
     await app.api.get(`${base}?limit=5&from=garbage!`).set(alice.auth).expect(400, { message: 'bad-cursor' });
     await app.api.get(`${base}?limit=0`).set(alice.auth).expect(400, { message: 'bad-parameters' });
     await app.api.get(`${base}?limit=1001`).set(alice.auth).expect(400, { message: 'bad-parameters' });

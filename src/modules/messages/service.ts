@@ -3,7 +3,7 @@ import { isUuid } from '../../http/validate.js';
 import type { ChatsService } from '../chats/index.js';
 import type { Caller } from '../types.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import type { MessagesRepository } from './repository.js';
+import type { HistoryRow, MessagesRepository } from './repository.js';
 
 export interface HistoryMessage {
   text: string;
@@ -86,19 +86,23 @@ export class MessagesService {
 
   /** Oldest first; `next` is there exactly when more messages follow now. */
   private async historyPage(chatId: string, limit: number, afterSeq: string): Promise<HistoryPage> {
-    const rows = await this.repository.page(chatId, afterSeq, limit + 1);
-    const more = rows.length > limit;
-    const shown = more ? rows.slice(0, limit) : rows;
-    const page: HistoryPage = {
-      messages: shown.map(({ text, message_id, user_id, user_name, created_at }) => ({
-        text,
-        message_id,
-        user_id,
-        user_name,
-        created_at,
-      })),
-    };
-    if (more) page.next = { iterator: encodeCursor(shown[shown.length - 1]!.seq) };
-    return page;
+    return historyPageOf(await this.repository.page(chatId, afterSeq, limit + 1), limit);
   }
+}
+
+/** The page shown for up to `limit + 1` rows read after a position: the extra row only says "more". */
+export function historyPageOf(rows: HistoryRow[], limit: number): HistoryPage {
+  const more = rows.length > limit;
+  const shown = more ? rows.slice(0, limit) : rows;
+  const page: HistoryPage = {
+    messages: shown.map(({ text, message_id, user_id, user_name, created_at }) => ({
+      text,
+      message_id,
+      user_id,
+      user_name,
+      created_at,
+    })),
+  };
+  if (more) page.next = { iterator: encodeCursor(shown[shown.length - 1]!.seq) };
+  return page;
 }
