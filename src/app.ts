@@ -2,6 +2,7 @@ import http from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { Config, ModuleName } from './config.js';
+import { anonymous } from './http/caller.js';
 import { serviceUnavailable } from './http/errors.js';
 import { errorHandler, requestLog } from './http/middleware.js';
 import { createDatabase, type Database } from './infra/db.js';
@@ -65,7 +66,8 @@ export async function createService(config: Config, logger: Logger): Promise<Ser
   const state = { ready: !config.migrateOnStart, closed: false };
   const migrated = config.migrateOnStart ? migrateInBackground(db, logger, state) : Promise.resolve();
 
-  const extensions: Extensions = {};
+  // Every caller is anonymous unless the auth module (built before the modules that read this) says.
+  const extensions: Extensions = { authenticate: anonymous };
   const context: ModuleContext = { config, logger, db, extensions };
   const modules: AppModule[] = [];
   for (const name of config.apps) {

@@ -1,8 +1,9 @@
 import { createService } from './app.js';
 import { startConsumer } from './consumer.js';
 import { ConfigError, loadConfig } from './config.js';
-import { ensureDatabaseExists } from './infra/db.js';
-import { createLogger } from './infra/logger.js';
+import { createDatabase, ensureDatabaseExists } from './infra/db.js';
+import { createLogger, type Logger } from './infra/logger.js';
+import { withTimeout } from './infra/timeout.js';
 
 type Role = 'api' | 'consumer' | 'migrate';
 
@@ -24,15 +25,18 @@ async function main(role: string | undefined): Promise<void> {
       if (config.database.kind === 'url' && (await ensureDatabaseExists(config.database.url))) {
         logger.info('database created');
       }
-      const service = await createService({ ...config, apps: [], migrateOnStart: false }, logger);
-      const applied = await service.db.migrate();
-      logger.info({ applied }, applied.length ? 'migrations applied' : 'schema already up to date');
-      await service.close();
+      const db = await createDatabase(config, logger);
+      try {
+        const applied = await db.migrate();
+        logger.info({ applied }, applied.length ? 'migrations applied' : 'schema already up to date');
+      } finally {
+        await db.close();
+      }
       return;
     }
     case 'consumer': {
       const consumer = await startConsumer(config, logger);
-      onSignal(logger, () => consumer.stop());
+      onSignal(logger, config.shutdownTimeoutMs, () => consumer.stop());
       return;
     }
     case 'api': {
@@ -44,7 +48,7 @@ async function main(role: string | undefined): Promise<void> {
         { port, modules: config.apps, database: service.db.kind },
         `listening on http://localhost:${port}`,
       );
-      onSignal(logger, () => service.close());
+      onSignal(logger, config.shutdownTimeoutMs, () => service.close());
       return;
     }
     default:
@@ -54,13 +58,14 @@ async function main(role: string | undefined): Promise<void> {
 }
 
 /** SIGTERM or SIGINT: stop gracefully once, exit 0 (1 if stopping failed). */
-function onSignal(logger: ReturnType<typeof createLogger>, stop: () => Promise<void>): void {
+function onSignal(logger: Logger, shutdownTimeoutMs: number, stop: () => Promise<void>): void {
   let stopping = false;
   const handle = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    stop().then(
+    // Bounded: a dependency that stops answering must not keep the process from exiting.
+    withTimeout(stop(), shutdownTimeoutMs + 5000).then(
       () => {
         logger.info('stopped');
         process.exit(0);

@@ -3,6 +3,7 @@ import { createCache, type Cache as CacheManager } from 'cache-manager';
 import { Keyv } from 'keyv';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
+import { withTimeout } from './timeout.js';
 
 /** Thrown by the cache when it cannot answer now (Redis away, slow or recovering). */
 export class CacheUnavailableError extends Error {
@@ -104,15 +105,6 @@ export class ExpiringMap<V> extends Map<string, V> {
   private now(): number {
     return this.options.now?.() ?? Date.now();
   }
-}
-
-/** Rejects when `promise` has not settled within `ms` (the operation itself is not cancelled). */
-export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** cache-manager with a circuit breaker in front, and invalidations kept while the store is away. */

@@ -85,10 +85,11 @@ async function connectionSettings(
   database: Exclude<DatabaseConfig, { kind: 'embedded' }>,
   config: Config,
   queryTimeoutMs: number,
+  statementTimeoutMs: number,
 ): Promise<Knex.PgConnectionConfig> {
   const common = {
     connectionTimeoutMillis: config.db.connectTimeoutMs,
-    statement_timeout: config.db.statementTimeoutMs,
+    statement_timeout: statementTimeoutMs,
     // A client-side bound too: a database that stops answering (a frozen network, no reset) must not
     // hold a request; it counts as an outage.
     query_timeout: queryTimeoutMs,
@@ -121,24 +122,33 @@ async function openEmbedded(dataDir: string, logger: Logger): Promise<{ knex: Kn
     connection: () => pgConfig as unknown as Knex.PgConnectionConfig,
     pool: { min: 1, max: 1 },
     acquireConnectionTimeout: 60_000,
-    log: knexLog(logger),
+    ...quiet(logger),
   });
   return { knex, pglite };
 }
 
-/** knex's own messages would be plain text on stdout; they go to the JSON log (the monitor reports outages). */
-function knexLog(logger: Logger): Knex.Config['log'] {
+/**
+ * What every knex instance shares: its own messages would be plain text on stdout, so they go to the
+ * JSON log (the monitor reports outages); and a failed query's error keeps the driver's message
+ * instead of the SQL with its values filled in (password and token hashes, message text).
+ */
+function quiet(logger: Logger): Pick<Knex.Config, 'log' | 'compileSqlOnError'> {
   return {
-    warn: (message: unknown) => logger.debug({ knex: String(message) }, 'knex warning'),
-    error: (message: unknown) => logger.debug({ knex: String(message) }, 'knex error'),
-    deprecate: (message: unknown) => logger.debug({ knex: String(message) }, 'knex deprecation'),
-    debug: (message: unknown) => logger.trace({ knex: String(message) }, 'knex debug'),
+    compileSqlOnError: false,
+    log: {
+      warn: (message: unknown) => logger.debug({ knex: String(message) }, 'knex warning'),
+      error: (message: unknown) => logger.debug({ knex: String(message) }, 'knex error'),
+      deprecate: (message: unknown) => logger.debug({ knex: String(message) }, 'knex deprecation'),
+      debug: (message: unknown) => logger.trace({ knex: String(message) }, 'knex debug'),
+    },
   };
 }
 
 export interface DatabaseOptions {
   /** Client-side bound on one query (default DB_QUERY_TIMEOUT_MS); longer for search jobs. */
   queryTimeoutMs?: number;
+  /** Server-side bound on one statement (default DB_STATEMENT_TIMEOUT_MS); SEARCH_TIMEOUT_MS for search jobs. */
+  statementTimeoutMs?: number;
   poolMax?: number;
   /** Name in the outage log lines. */
   name?: string;
@@ -160,13 +170,14 @@ export async function createDatabase(
       config.database,
       config,
       options.queryTimeoutMs ?? config.db.queryTimeoutMs,
+      options.statementTimeoutMs ?? config.db.statementTimeoutMs,
     );
     knex = knexPkg.knex({
       client: 'pg',
       connection: settings,
       pool: { min: 0, max: options.poolMax ?? config.db.poolMax },
       acquireConnectionTimeout: config.db.connectTimeoutMs + 100,
-      log: knexLog(logger),
+      ...quiet(logger),
     });
   }
   knex.on('query-response', () => monitor.up());
@@ -199,7 +210,7 @@ export async function createDatabase(
         client: 'pg',
         connection: { ...settings, query_timeout: undefined, statement_timeout: 0 },
         pool: { min: 0, max: 1 },
-        log: knexLog(logger),
+        ...quiet(logger),
       });
       try {
         const [, applied] = (await migrator.migrate.latest({ migrationSource })) as [number, string[]];
@@ -225,7 +236,7 @@ export async function ensureDatabaseExists(url: string): Promise<boolean> {
   if (!name) return false;
   const admin = new URL(url);
   admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.toString() });
+  const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5000 });
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);

@@ -4,6 +4,7 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { DependencyUnavailableError } from '../http/errors.js';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
+import { withTimeout } from './timeout.js';
 
 export interface SearchJob {
   taskId: string;
@@ -135,14 +136,11 @@ class RabbitQueue implements JobQueue {
     }
   }
 
-  private async connected(waitMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), waitMs)));
-    try {
-      return await Promise.race([this.channel.waitForConnect().then(() => true), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private connected(waitMs: number): Promise<boolean> {
+    return withTimeout(this.channel.waitForConnect(), waitMs).then(
+      () => true,
+      () => false,
+    );
   }
 
   async consume(handler: JobHandler, prefetch: number): Promise<void> {

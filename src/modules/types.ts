@@ -27,7 +27,7 @@ declare module 'koa' {
  */
 export interface Extensions {
   /** Puts the caller on ctx.state (auth module); without it every caller is anonymous. */
-  authenticate?: Middleware;
+  authenticate: Middleware;
   /**
    * The user of the request's session, or null without a valid one; never throws (auth module).
    * For middleware that runs before any route authenticates.

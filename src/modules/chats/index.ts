@@ -1,4 +1,3 @@
-import { anonymous } from '../../http/caller.js';
 import type { AppModule, Extensions, ModuleContext } from '../types.js';
 import { ChatsRepository } from './repository.js';
 import { chatsRoutes } from './routes.js';
@@ -12,7 +11,7 @@ export type { MembershipCache } from './service.js';
  * The membership rule, for modules that show a chat's content (messages, search); with the cache
  * module's extensions, memberships are remembered and joins make cached history stale.
  */
-export function createChatsService(knex: Knex, extensions: Extensions = {}): ChatsService {
+export function createChatsService(knex: Knex, extensions: Partial<Extensions> = {}): ChatsService {
   const history = extensions.historyCache;
   return new ChatsService(new ChatsRepository(knex), {
     memberships: extensions.membershipCache,
@@ -28,7 +27,7 @@ export function chatsModule({ config, db, extensions }: ModuleContext): AppModul
     routes: (router) =>
       chatsRoutes(router, service, {
         maxBodyBytes: config.maxBodyBytes,
-        authenticate: extensions.authenticate ?? anonymous,
+        authenticate: extensions.authenticate,
       }),
   };
 }

@@ -1,4 +1,3 @@
-import { anonymous } from '../../http/caller.js';
 import { createChatsService } from '../chats/index.js';
 import type { AppModule, ModuleContext } from '../types.js';
 import { MessagesRepository } from './repository.js';
@@ -19,7 +18,7 @@ export function messagesModule({ config, db, extensions }: ModuleContext): AppMo
     routes: (router) =>
       messagesRoutes(router, service, {
         maxBodyBytes: config.maxBodyBytes,
-        authenticate: extensions.authenticate ?? anonymous,
+        authenticate: extensions.authenticate,
         sendLimit: extensions.sendLimit,
       }),
   };

@@ -1,5 +1,4 @@
 import type { Config } from '../../config.js';
-import { anonymous } from '../../http/caller.js';
 import { createDatabase, type Database } from '../../infra/db.js';
 import { createJobQueue, type JobQueue } from '../../infra/queue.js';
 import { createResultStore, type ResultStore } from '../../infra/results.js';
@@ -22,6 +21,7 @@ export function searchWorker(config: Config, db: Database, results: ResultStore)
 export function createSearchDatabase(config: Config, logger: ModuleContext['logger']): Promise<Database> {
   return createDatabase(config, logger, {
     queryTimeoutMs: config.search.timeoutMs + 1000,
+    statementTimeoutMs: config.search.timeoutMs,
     poolMax: Math.min(config.search.prefetch, config.db.poolMax),
     name: 'database (search jobs)',
   });
@@ -59,7 +59,7 @@ export async function searchModule({ config, db, extensions, logger }: ModuleCon
     routes: (router) =>
       searchRoutes(router, service, {
         maxBodyBytes: config.maxBodyBytes,
-        authenticate: extensions.authenticate ?? anonymous,
+        authenticate: extensions.authenticate,
       }),
     async close() {
       await queue.close();

@@ -47,36 +47,30 @@ export const SEARCH_SQL = `WITH q AS (SELECT websearch_to_tsquery('russian', :qu
 export class SearchRepository {
   constructor(private readonly knex: Knex) {}
 
-  /**
-   * One full-text query, newest first, restricted to the caller's chats inside the SQL. Highlights
-   * are computed only for the rows kept. The statement timeout bounds the whole job's query.
-   */
-  async search(filter: SearchFilter, maxResults: number, timeoutMs: number): Promise<SearchHit[]> {
-    return this.knex.transaction(async (trx) => {
-      await trx.raw(`SELECT set_config('statement_timeout', ?, true)`, [String(timeoutMs)]);
-      const { rows } = await trx.raw<{
-        rows: (Omit<SearchHit, 'created_at' | 'highlights'> & { created_at: Date; headline: string })[];
-      }>(SEARCH_SQL, {
-        query: filter.query,
-        userId: filter.userId,
-        chatId: filter.chatId ?? null,
-        memberId: filter.memberId ?? null,
-        after: filter.after?.toISOString() ?? null,
-        before: filter.before?.toISOString() ?? null,
-        limit: maxResults,
-      });
-      return rows.map(({ headline, created_at, ...row }) => {
-        const fragments = headline.split(' … ');
-        const marked = fragments.filter((fragment) => fragment.includes('<mark>'));
-        return {
-          text: row.text,
-          chat_id: row.chat_id,
-          message_id: row.message_id,
-          user_id: row.user_id,
-          created_at: new Date(created_at).toISOString(),
-          highlights: marked.length ? marked : fragments,
-        };
-      });
+  /** The statement timeout of the search jobs' own connections (SEARCH_TIMEOUT_MS) bounds it. */
+  async search(filter: SearchFilter, maxResults: number): Promise<SearchHit[]> {
+    const { rows } = await this.knex.raw<{
+      rows: (Omit<SearchHit, 'created_at' | 'highlights'> & { created_at: Date; headline: string })[];
+    }>(SEARCH_SQL, {
+      query: filter.query,
+      userId: filter.userId,
+      chatId: filter.chatId ?? null,
+      memberId: filter.memberId ?? null,
+      after: filter.after?.toISOString() ?? null,
+      before: filter.before?.toISOString() ?? null,
+      limit: maxResults,
+    });
+    return rows.map(({ headline, created_at, ...row }) => {
+      const fragments = headline.split(' … ');
+      const marked = fragments.filter((fragment) => fragment.includes('<mark>'));
+      return {
+        text: row.text,
+        chat_id: row.chat_id,
+        message_id: row.message_id,
+        user_id: row.user_id,
+        created_at: new Date(created_at).toISOString(),
+        highlights: marked.length ? marked : fragments,
+      };
     });
   }
 }

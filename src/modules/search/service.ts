@@ -4,10 +4,11 @@ import { taskFailed, taskNotComplete, taskNotFound } from '../../http/errors.js'
 import { isUuid } from '../../http/validate.js';
 import type { JobQueue, SearchJob } from '../../infra/queue.js';
 import type { ResultStore, SearchHit, SearchTask } from '../../infra/results.js';
+import { TimeoutError, withTimeout } from '../../infra/timeout.js';
 import type { ChatsService } from '../chats/index.js';
 import type { Caller } from '../types.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import { isTimeout, type SearchRepository } from './repository.js';
+import { isTimeout, type SearchFilter, type SearchRepository } from './repository.js';
 
 export interface SearchRequest {
   query: string;
@@ -74,10 +75,6 @@ export class SearchService {
 /** How much later than the database's own statement timeout the worker gives up by itself. */
 const DEADLINE_GRACE_MS = 250;
 
-class DeadlineExceeded extends Error {
-  override name = 'DeadlineExceeded';
-}
-
 /**
  * The statement timeout bounds the query on Postgres. PGlite ignores statement_timeout and runs a
  * query on this thread (no timer fires meanwhile), so a result that arrives too late counts as a
@@ -85,17 +82,9 @@ class DeadlineExceeded extends Error {
  */
 async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   const started = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DeadlineExceeded(`no result within ${ms} ms`)), ms);
-  });
-  try {
-    const result = await Promise.race([work, deadline]);
-    if (performance.now() - started > ms) throw new DeadlineExceeded(`result after ${ms} ms`);
-    return result;
-  } finally {
-    clearTimeout(timer);
-  }
+  const result = await withTimeout(work, ms);
+  if (performance.now() - started > ms) throw new TimeoutError(`result after ${ms} ms`);
+  return result;
 }
 
 export interface WorkerOptions {
@@ -103,53 +92,55 @@ export interface WorkerOptions {
   timeoutMs: number;
   maxAttempts: number;
   isUnavailable(error: unknown): boolean;
-  /** First retry delay; doubles on each attempt. */
-  backoffMs?: number;
 }
+
+/** First retry delay while the database is unreachable; it doubles on each attempt. */
+const RETRY_DELAY_MS = 500;
 
 /**
  * The consumer side: runs one job. Idempotent: a redelivered job recomputes and replaces the same
  * results; a job whose task is finished or gone is skipped. Throws only for failures worth a
- * redelivery (the result store being away).
+ * redelivery (the result store being away, or an unexpected error).
  */
 export function createSearchWorker(
   repository: SearchRepository,
   results: ResultStore,
   options: WorkerOptions,
 ) {
-  return async (job: SearchJob): Promise<void> => {
-    if (!(await results.start(job.taskId))) return;
-    const filter = {
-      query: job.query,
-      userId: job.userId,
-      chatId: job.chatId,
-      memberId: job.memberId,
-      after: job.after ? new Date(job.after) : undefined,
-      before: job.before ? new Date(job.before) : undefined,
-    };
+  /** The hits, or why there are none; only the database is retried here. */
+  async function run(filter: SearchFilter): Promise<SearchHit[] | { error: string }> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const hits = await withDeadline(
-          repository.search(filter, options.maxResults, options.timeoutMs),
+        return await withDeadline(
+          repository.search(filter, options.maxResults),
           options.timeoutMs + DEADLINE_GRACE_MS,
         );
-        await results.succeed(job.taskId, hits);
-        return;
       } catch (error) {
-        if (isTimeout(error) || error instanceof DeadlineExceeded) {
-          await results.fail(job.taskId, 'timeout');
-          return;
-        }
-        if (!options.isUnavailable(error)) {
-          await results.fail(job.taskId, 'internal-error');
-          throw error;
-        }
-        if (attempt >= options.maxAttempts) {
-          await results.fail(job.taskId, 'database-unavailable');
-          return;
-        }
-        await sleep((options.backoffMs ?? 500) * 2 ** (attempt - 1));
+        if (isTimeout(error) || error instanceof TimeoutError) return { error: 'timeout' };
+        if (!options.isUnavailable(error)) throw error;
+        if (attempt >= options.maxAttempts) return { error: 'database-unavailable' };
+        await sleep(RETRY_DELAY_MS * 2 ** (attempt - 1));
       }
     }
+  }
+
+  return async (job: SearchJob): Promise<void> => {
+    if (!(await results.start(job.taskId))) return;
+    let outcome: SearchHit[] | { error: string };
+    try {
+      outcome = await run({
+        query: job.query,
+        userId: job.userId,
+        chatId: job.chatId,
+        memberId: job.memberId,
+        after: job.after ? new Date(job.after) : undefined,
+        before: job.before ? new Date(job.before) : undefined,
+      });
+    } catch (error) {
+      await results.fail(job.taskId, 'internal-error');
+      throw error;
+    }
+    if (Array.isArray(outcome)) await results.succeed(job.taskId, outcome);
+    else await results.fail(job.taskId, outcome.error);
   };
 }

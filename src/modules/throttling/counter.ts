@@ -1,6 +1,7 @@
 import MemoryLimiter from 'koa-ratelimit/limiter/memory.js';
 import RedisLimiter from 'koa-ratelimit/limiter/redis.js';
-import { ExpiringMap, withTimeout } from '../../infra/cache.js';
+import { ExpiringMap } from '../../infra/cache.js';
+import { withTimeout } from '../../infra/timeout.js';
 import type { Logger } from '../../infra/logger.js';
 import { connectRedis, type RedisConnection } from '../../infra/redis.js';
 
