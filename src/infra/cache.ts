@@ -1,18 +1,14 @@
 import { createClient, createKeyv } from '@keyv/redis';
 import { createCache, type Cache as CacheManager } from 'cache-manager';
 import { Keyv } from 'keyv';
+import { DependencyUnavailableError } from '../http/errors.js';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
 import { withTimeout } from './timeout.js';
 
-/** Thrown by the cache when it cannot answer now (Redis away, slow or recovering). */
-export class CacheUnavailableError extends Error {
-  override name = 'CacheUnavailableError';
-}
-
 /**
  * A shared key-value cache: Redis when REDIS_URL is set (every instance sees the same entries), else
- * this process's memory. Every operation answers fast or throws CacheUnavailableError; callers go on
+ * this process's memory. Every operation answers fast or throws DependencyUnavailableError; callers go on
  * without the cache then.
  */
 export interface CacheStore {
@@ -165,7 +161,8 @@ class GuardedCache implements CacheStore {
 
   /** Fails fast while the breaker is open; lets one probe through once it may retry. */
   private async admit(): Promise<void> {
-    if (this.monitor.isDown && (Date.now() < this.retryAt || this.probing)) throw new CacheUnavailableError();
+    if (this.monitor.isDown && (Date.now() < this.retryAt || this.probing))
+      throw new DependencyUnavailableError('cache');
     if (this.kept.size === 0 && !this.keptOverflowed) return;
     this.replaying ??= this.replay().finally(() => (this.replaying = undefined));
     await this.replaying;
@@ -195,7 +192,7 @@ class GuardedCache implements CacheStore {
     } catch (error) {
       this.retryAt = Date.now() + RETRY_AFTER_MS;
       this.monitor.down(error);
-      throw new CacheUnavailableError('cache unavailable', { cause: error });
+      throw new DependencyUnavailableError('cache', { cause: error });
     } finally {
       if (probe) this.probing = false;
     }

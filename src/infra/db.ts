@@ -42,7 +42,7 @@ const CONNECTION_ERROR_CODES = new Set([
 const CONNECTION_ERROR_TEXT =
   /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Knex: Timeout acquiring a connection|not queryable|Connection refused|connect ECONNREFUSED|socket hang up/i;
 
-export function isConnectionError(error: unknown): boolean {
+function isConnectionError(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
     if (typeof e !== 'object') return false;
     const { code, message, name, cause } = e as {
