@@ -4,7 +4,7 @@ import { Keyv } from 'keyv';
 import { DependencyUnavailableError } from '../http/errors.js';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
-import { withTimeout } from './timeout.js';
+import { Breaker } from './breaker.js';
 
 /**
  * A shared key-value cache: Redis when REDIS_URL is set (every instance sees the same entries), else
@@ -25,10 +25,6 @@ export interface CacheStore {
   close(): Promise<void>;
 }
 
-/** A Redis round trip takes well under a millisecond; an answer this late counts as an outage. */
-const OPERATION_TIMEOUT_MS = 300;
-/** After a failure the store is left alone this long, so an outage costs requests no latency. */
-const RETRY_AFTER_MS = 1000;
 /** Beyond this many invalidations kept during an outage, the whole cache is cleared on recovery. */
 const MAX_KEPT_WRITES = 10_000;
 const MEMORY_CAPACITY_CHARS = 64 * 1024 * 1024;
@@ -105,8 +101,7 @@ export class ExpiringMap<V> extends Map<string, V> {
 
 /** cache-manager with a circuit breaker in front, and invalidations kept while the store is away. */
 class GuardedCache implements CacheStore {
-  private retryAt = 0;
-  private probing = false;
+  private readonly breaker: Breaker;
   private readonly kept = new Map<string, { value: unknown; ttlMs: number }>();
   private keptOverflowed = false;
   private replaying: Promise<void> | undefined;
@@ -119,6 +114,7 @@ class GuardedCache implements CacheStore {
     readonly monitor: DependencyMonitor,
     private readonly disconnect: () => Promise<void>,
   ) {
+    this.breaker = new Breaker(monitor);
     cache.on('mget', ({ keys, error }) => {
       if (error !== undefined) this.readFailures.set(keys, error);
     });
@@ -161,8 +157,7 @@ class GuardedCache implements CacheStore {
 
   /** Fails fast while the breaker is open; lets one probe through once it may retry. */
   private async admit(): Promise<void> {
-    if (this.monitor.isDown && (Date.now() < this.retryAt || this.probing))
-      throw new DependencyUnavailableError('cache');
+    if (!this.breaker.admits) throw new DependencyUnavailableError(this.monitor.name);
     if (this.kept.size === 0 && !this.keptOverflowed) return;
     this.replaying ??= this.replay().finally(() => (this.replaying = undefined));
     await this.replaying;
@@ -182,20 +177,8 @@ class GuardedCache implements CacheStore {
     for (const [key, entry] of batch) if (this.kept.get(key) === entry) this.kept.delete(key);
   }
 
-  private async attempt<T>(operation: () => Promise<T>): Promise<T> {
-    const probe = this.monitor.isDown;
-    if (probe) this.probing = true;
-    try {
-      const result = await withTimeout(operation(), OPERATION_TIMEOUT_MS);
-      this.monitor.up();
-      return result;
-    } catch (error) {
-      this.retryAt = Date.now() + RETRY_AFTER_MS;
-      this.monitor.down(error);
-      throw new DependencyUnavailableError('cache', { cause: error });
-    } finally {
-      if (probe) this.probing = false;
-    }
+  private attempt<T>(operation: () => Promise<T>): Promise<T> {
+    return this.breaker.run(operation);
   }
 }
 

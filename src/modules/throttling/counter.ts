@@ -1,7 +1,7 @@
 import MemoryLimiter from 'koa-ratelimit/limiter/memory.js';
 import RedisLimiter from 'koa-ratelimit/limiter/redis.js';
 import { ExpiringMap } from '../../infra/cache.js';
-import { withTimeout } from '../../infra/timeout.js';
+import { Breaker } from '../../infra/breaker.js';
 import type { Logger } from '../../infra/logger.js';
 import { connectRedis, type RedisConnection } from '../../infra/redis.js';
 
@@ -33,10 +33,6 @@ export interface RateCounter {
 
 const MEMORY_CAPACITY = 100_000;
 const SWEEP_EVERY_MS = 10_000;
-/** A Redis round trip takes well under a millisecond; an answer this late counts as an outage. */
-const REDIS_TIMEOUT_MS = 300;
-/** After a failure Redis is left alone this long, so an outage costs requests no latency. */
-const RETRY_AFTER_MS = 1000;
 
 function verdictOf(limit: { remaining: number; reset: number; total: number }): Verdict {
   return {
@@ -79,9 +75,11 @@ export class MemoryCounter implements RateCounter {
 
 /** The Redis driver keeps a sliding window per key, shared by every instance. */
 class RedisCounter implements RateCounter {
-  private retryAt = 0;
+  private readonly breaker: Breaker;
 
-  constructor(private readonly redis: RedisConnection) {}
+  constructor(private readonly redis: RedisConnection) {
+    this.breaker = new Breaker(redis.monitor);
+  }
 
   take(policy: Policy, key: string): Promise<Verdict | undefined> {
     return this.guarded(async () => {
@@ -106,14 +104,10 @@ class RedisCounter implements RateCounter {
 
   /** Skips Redis while it is away or was just too slow; a failure lets the request through. */
   private async guarded<T>(operation: () => Promise<T>): Promise<T | undefined> {
-    if (this.redis.client.status !== 'ready' || Date.now() < this.retryAt) return undefined;
+    if (this.redis.client.status !== 'ready') return undefined;
     try {
-      const result = await withTimeout(operation(), REDIS_TIMEOUT_MS);
-      this.redis.monitor.up();
-      return result;
-    } catch (error) {
-      this.retryAt = Date.now() + RETRY_AFTER_MS;
-      this.redis.monitor.down(error);
+      return await this.breaker.run(operation);
+    } catch {
       return undefined;
     }
   }
