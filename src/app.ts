@@ -7,6 +7,7 @@ import { serviceUnavailable } from './http/errors.js';
 import { errorHandler, requestLog } from './http/middleware.js';
 import { createDatabase, type Database } from './infra/db.js';
 import type { Logger } from './infra/logger.js';
+import { closeQuietly } from './infra/shutdown.js';
 import { authModule } from './modules/auth/index.js';
 import { cacheModule } from './modules/cache/index.js';
 import { chatsModule } from './modules/chats/index.js';
@@ -120,8 +121,11 @@ export async function createService(config: Config, logger: Logger): Promise<Ser
         clearInterval(sweep);
         clearTimeout(deadline);
       }
-      for (const module of [...modules].reverse()) await module.close?.();
-      await db.close();
+      // Connections to backends are closed one by one; one that fails to close is logged, not fatal.
+      for (const module of [...modules].reverse()) {
+        await closeQuietly(logger, `module ${module.name}`, () => module.close?.());
+      }
+      await closeQuietly(logger, 'database', () => db.close());
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Config } from './config.js';
 import type { Logger } from './infra/logger.js';
+import { closeQuietly } from './infra/shutdown.js';
 import { createSearchDatabase, searchBackends, searchWorker } from './modules/search/index.js';
 
 export interface Consumer {
@@ -17,9 +18,9 @@ export async function startConsumer(config: Config, logger: Logger): Promise<Con
   return {
     async stop() {
       await queue.stopConsuming();
-      await queue.close();
-      await results.close();
-      await db.close();
+      await closeQuietly(logger, 'job queue', () => queue.close());
+      await closeQuietly(logger, 'result store', () => results.close());
+      await closeQuietly(logger, 'database', () => db.close());
     },
   };
 }

@@ -131,7 +131,9 @@ describe('the API as a process', function () {
       const memberId = await join(first.api, user, chatId);
       const text = unique('kept across restarts');
       const messageId = await send(first.api, user, chatId, memberId, text);
-      assert.equal(await first.stop('SIGTERM'), 0);
+      const code = await first.stop('SIGTERM');
+      const problems = first.logs().filter((line) => line.level >= 40);
+      assert.equal(code, 0, `exit code ${code}; warnings and errors: ${JSON.stringify(problems)}`);
       assert.ok(first.logs().some((line) => line.msg === 'stopped'));
 
       const second = await spawnApi({ DATA_DIR: dataDir });
