@@ -1,5 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import amqplib from 'amqplib';
 import supertest from 'supertest';
 import type { Test } from 'supertest';
 import { createService, type Service } from '../../src/app.js';
@@ -7,7 +5,8 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { startConsumer, type Consumer } from '../../src/consumer.js';
 import { createLogger } from '../../src/infra/logger.js';
 import { assertMatchesSpec } from './spec.js';
-import { profile } from './profile.js';
+import { profile, testDefaults } from './profile.js';
+import { Broker, freshQueueName } from './search-helpers.js';
 
 export interface Api {
   get(url: string): Test;
@@ -55,15 +54,9 @@ export async function startApp(
 ): Promise<TestApp> {
   const config = loadConfig({
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    BCRYPT_COST: '4',
-    DATA_DIR: 'memory://',
-    // Budgets far above what a suite sends: every app of a run (and of a run just before, on the same
-    // Redis) counts against the same client address. The throttling suite sets its own.
-    RATE_LIMIT_MAX: '1000000',
-    SEND_RATE_LIMIT_MAX: '1000000',
-    LOGIN_FAIL_LIMIT_MAX: '1000000',
+    ...testDefaults,
     // Each app its own queue: a job is taken only by the consumer started with the same settings.
-    SEARCH_QUEUE: `test.search.${randomUUID()}`,
+    SEARCH_QUEUE: freshQueueName(),
     ...profile.env,
     ...env,
   });
@@ -81,20 +74,9 @@ export async function startApp(
     async close() {
       await consumer?.stop();
       await service.close();
-      if (config.amqpUrl) await deleteQueues(config.amqpUrl, config.search.queue);
+      if (config.amqpUrl) await Broker.deleteQueues(config.amqpUrl, [config.search.queue]);
     },
   };
-}
-
-async function deleteQueues(url: string, queue: string): Promise<void> {
-  const connection = await amqplib.connect(url);
-  try {
-    const channel = await connection.createChannel();
-    await channel.deleteQueue(queue);
-    await channel.deleteQueue(`${queue}.dead`);
-  } finally {
-    await connection.close();
-  }
 }
 
 let shared: Promise<TestApp> | undefined;

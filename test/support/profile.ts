@@ -13,3 +13,17 @@ export const profile = {
   services: Boolean(env.DATABASE_URL),
   env,
 };
+
+/**
+ * Settings every test app and process starts with, before the profile's and the test's own: cheap
+ * bcrypt, and rate budgets far above what a suite sends (every app of a run, and of a run just
+ * before on the same Redis, counts against the same client address; the throttling suite sets its
+ * own).
+ */
+export const testDefaults = {
+  BCRYPT_COST: '4',
+  DATA_DIR: 'memory://',
+  RATE_LIMIT_MAX: '1000000',
+  SEND_RATE_LIMIT_MAX: '1000000',
+  LOGIN_FAIL_LIMIT_MAX: '1000000',
+};

@@ -4,7 +4,7 @@ import net from 'node:net';
 import readline from 'node:readline';
 import { projectRoot } from '../../src/infra/paths.js';
 import { apiFor, type Api } from './app.js';
-import { profile } from './profile.js';
+import { profile, testDefaults } from './profile.js';
 
 /** One pino JSON line of the child's stdout. */
 export interface LogLine {
@@ -77,16 +77,7 @@ export function childEnv(env: Record<string, string | undefined>): NodeJS.Proces
   const merged = new Map(Object.entries(process.env));
   for (const name of INHERITED_SETTINGS) merged.delete(name);
   const layers: Record<string, string | undefined>[] = [
-    {
-      LOG_LEVEL: 'info',
-      BCRYPT_COST: '4',
-      PORT: '0',
-      DATA_DIR: 'memory://',
-      // As in startApp: every process of a run shares one client address's budgets.
-      RATE_LIMIT_MAX: '1000000',
-      SEND_RATE_LIMIT_MAX: '1000000',
-      LOGIN_FAIL_LIMIT_MAX: '1000000',
-    },
+    { LOG_LEVEL: 'info', PORT: '0', ...testDefaults },
     profile.env,
     env,
   ];
