@@ -3,7 +3,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Config, ModuleName } from './config.js';
 import { anonymous } from './http/caller.js';
-import { serviceUnavailable } from './http/errors.js';
+import { serviceUnavailable } from './errors.js';
 import { errorHandler, requestLog } from './http/middleware.js';
 import { createDatabase, type Database } from './infra/db.js';
 import type { Logger } from './infra/logger.js';

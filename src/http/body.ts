@@ -1,6 +1,6 @@
 import { bodyParser } from '@koa/bodyparser';
 import type { Middleware } from 'koa';
-import { badParameters, payloadTooLarge, unsupportedMediaType } from './errors.js';
+import { badParameters, payloadTooLarge, unsupportedMediaType } from '../errors.js';
 
 /**
  * Reads a JSON object body: no body or an empty one, malformed JSON or a non-object → 400,

@@ -8,7 +8,7 @@ import {
   methodNotAllowed,
   notFound,
   serviceUnavailable,
-} from './errors.js';
+} from '../errors.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -38,7 +38,7 @@ export function requestLog(logger: Logger): Middleware {
 }
 
 /**
- * Turns every failure into the JSON body of CONTRACT.md. Only AppError codes reach the client;
+ * Turns every failure into the JSON error body of swagger.yml. Only AppError codes reach the client;
  * anything else is a 500 (or a 503 when a dependency is down) whose details stay in the log.
  */
 export function errorHandler(logger: Logger, isUnavailable: (error: unknown) => boolean): Middleware {
@@ -67,6 +67,8 @@ export function errorHandler(logger: Logger, isUnavailable: (error: unknown) => 
     }
     ctx.status = appError.status;
     ctx.set(appError.headers);
-    ctx.body = { message: appError.code };
+    ctx.body = appError.detail
+      ? { message: appError.code, detail: appError.detail }
+      : { message: appError.code };
   };
 }

@@ -1,4 +1,4 @@
-import { badCursor, badParameters } from './errors.js';
+import { badCursor, badParameters } from '../errors.js';
 
 /**
  * The one validation approach: a route declares the fields it reads with these rules and gets back
@@ -102,13 +102,6 @@ export function parse<S extends Record<string, Rule>>(input: unknown, schema: S)
     result[name] = check(rule, value);
   }
   return result as Parsed<S>;
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Ids are uuids; anything else names nothing, so callers answer 404 for it, never 400. */
-export function isUuid(value: unknown): value is string {
-  return typeof value === 'string' && UUID.test(value);
 }
 
 /**

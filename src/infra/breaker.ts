@@ -1,4 +1,4 @@
-import { DependencyUnavailableError } from '../http/errors.js';
+import { DependencyUnavailableError } from '../errors.js';
 import type { DependencyMonitor } from './monitor.js';
 import { withTimeout } from './timeout.js';
 

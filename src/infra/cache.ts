@@ -1,7 +1,7 @@
 import { createClient, createKeyv } from '@keyv/redis';
 import { createCache, type Cache as CacheManager } from 'cache-manager';
 import { Keyv } from 'keyv';
-import { DependencyUnavailableError } from '../http/errors.js';
+import { DependencyUnavailableError } from '../errors.js';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
 import { Breaker } from './breaker.js';

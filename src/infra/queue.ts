@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { DependencyUnavailableError } from '../http/errors.js';
+import { DependencyUnavailableError } from '../errors.js';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
 import { withTimeout } from './timeout.js';

@@ -1,4 +1,4 @@
-import { DependencyUnavailableError } from '../http/errors.js';
+import { DependencyUnavailableError } from '../errors.js';
 import type { Logger } from './logger.js';
 import { connectRedis, type RedisConnection } from './redis.js';
 

@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { jsonBody } from '../../http/body.js';
-import { authFailed } from '../../http/errors.js';
+import { authFailed } from '../../errors.js';
 import { parse, text } from '../../http/validate.js';
 import type { AuthService } from './service.js';
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import bcrypt from 'bcrypt';
-import { invalidCredentials, invalidSession, sessionExpired, userAlreadyExists } from '../../http/errors.js';
+import { invalidCredentials, invalidSession, sessionExpired, userAlreadyExists } from '../../errors.js';
 import type { AuthRepository } from './repository.js';
 
 const DAY_MS = 86_400_000;

@@ -1,5 +1,5 @@
-import { chatNotFound } from '../../http/errors.js';
-import { isUuid } from '../../http/validate.js';
+import { chatNotFound } from '../../errors.js';
+import { isUuid } from '../../ids.js';
 import type { Caller } from '../types.js';
 import type { ChatsRepository } from './repository.js';
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { koaSwagger } from 'koa2-swagger-ui';
-import { notFound } from '../../http/errors.js';
+import { notFound } from '../../errors.js';
 import { projectRoot } from '../../infra/paths.js';
 import type { AppModule } from '../types.js';
 

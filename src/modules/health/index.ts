@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { serviceUnavailable } from '../../http/errors.js';
+import { serviceUnavailable } from '../../errors.js';
 import type { AppModule, ModuleContext } from '../types.js';
 
 /** Liveness (`/ping`, never touches the database), readiness (`/ping_db`) and Prometheus `/metrics`. */

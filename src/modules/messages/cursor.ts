@@ -1,4 +1,4 @@
-import { badCursor } from '../../http/errors.js';
+import { badCursor } from '../../errors.js';
 
 /**
  * History cursors are opaque to clients: base64url of a versioned position. Anything that does not

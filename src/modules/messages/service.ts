@@ -1,5 +1,5 @@
-import { userNotFound } from '../../http/errors.js';
-import { isUuid } from '../../http/validate.js';
+import { userNotFound } from '../../errors.js';
+import { isUuid } from '../../ids.js';
 import type { ChatsService } from '../chats/index.js';
 import type { Caller } from '../types.js';
 import { decodeCursor, encodeCursor } from './cursor.js';

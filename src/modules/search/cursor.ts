@@ -1,4 +1,4 @@
-import { badCursor } from '../../http/errors.js';
+import { badCursor } from '../../errors.js';
 
 /** Search result cursors: base64url of a versioned offset into the task's stored, ordered results. */
 const PREFIX = 's1:';

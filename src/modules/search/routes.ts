@@ -2,8 +2,9 @@ import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { jsonBody } from '../../http/body.js';
 import { callerOf } from '../../http/caller.js';
-import { userNotFound } from '../../http/errors.js';
-import { cursorParam, int, isUuid, optional, parse, text, time } from '../../http/validate.js';
+import { userNotFound } from '../../errors.js';
+import { cursorParam, int, optional, parse, text, time } from '../../http/validate.js';
+import { isUuid } from '../../ids.js';
 import type { SearchService } from './service.js';
 
 export function searchRoutes(

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { taskFailed, taskNotComplete, taskNotFound } from '../../http/errors.js';
-import { isUuid } from '../../http/validate.js';
+import { taskFailed, taskNotComplete, taskNotFound } from '../../errors.js';
+import { isUuid } from '../../ids.js';
 import type { JobQueue, SearchJob } from '../../infra/queue.js';
 import type { ResultStore, SearchHit, SearchTask } from '../../infra/results.js';
 import { TimeoutError, withTimeout } from '../../infra/timeout.js';

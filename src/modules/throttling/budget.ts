@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Context, Middleware } from 'koa';
-import { tooManyRequests } from '../../http/errors.js';
+import { tooManyRequests } from '../../errors.js';
 import type { LoginGuard } from '../auth/index.js';
 import type { Policy, RateCounter, Verdict } from './counter.js';
 

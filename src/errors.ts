@@ -1,19 +1,21 @@
 /**
- * The one error type of the API. `message` is the stable code clients match on (CONTRACT.md, Errors);
- * it is what the error middleware puts in the body, and the only thing it exposes.
+ * The one error type of the API. `code` is the stable `message` clients match on (swagger.yml,
+ * Error); with the optional human-readable `detail` it is all the error middleware exposes.
  */
 export class AppError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     readonly headers: Record<string, string> = {},
+    readonly detail?: string,
   ) {
     super(code);
     this.name = 'AppError';
   }
 }
 
-export const badParameters = () => new AppError(400, 'bad-parameters');
+/** `detail` names the parameter and the rule it broke, e.g. "message must be 4..1000 characters". */
+export const badParameters = (detail?: string) => new AppError(400, 'bad-parameters', {}, detail);
 export const badCursor = () => new AppError(400, 'bad-cursor');
 export const authFailed = () => new AppError(401, 'auth-failed');
 export const invalidSession = () => new AppError(401, 'invalid-session-id');
