@@ -39,7 +39,7 @@ import { BENCH_USERS, SEED_PASSWORD, ensureSeeded, seedOptions } from './lib/see
 import { freePort, LOG_DIR, RssSampler, startService, waitFor, type Service } from './lib/services.js';
 import type { HistoryRow } from '../src/modules/messages/repository.js';
 import { encodeCursor } from '../src/modules/messages/cursor.js';
-import { historyPageOf } from '../src/modules/messages/service.js';
+import { presentHistoryPage } from '../src/modules/messages/present.js';
 import { SQL, insertParams, named, positional } from './lib/sql.js';
 import { message, prng, COMMON_WORDS, RARE_WORDS } from './lib/text.js';
 import { round, type LatencySummary } from './lib/stats.js';
@@ -236,7 +236,7 @@ async function main(): Promise<void> {
       fx.bigChatSeqs[SHALLOW - 1],
       limit + 1,
     ]);
-    const page = historyPageOf(pageRows, limit);
+    const page = presentHistoryPage(pageRows, limit);
     fs.mkdirSync(LOG_DIR, { recursive: true });
     const pageFile = path.join(LOG_DIR, 'page.json');
     fs.writeFileSync(pageFile, JSON.stringify(page));

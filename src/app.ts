@@ -1,33 +1,26 @@
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import Router from '@koa/router';
 import Koa from 'koa';
-import type { Config, ModuleName } from './config.js';
-import { anonymous } from './http/caller.js';
+import { ALL_MODULES, type Config, type ModuleName } from './config.js';
 import { serviceUnavailable } from './errors.js';
 import { errorHandler, requestLog } from './http/middleware.js';
+import { createRequestRules } from './http/validate.js';
 import { createDatabase, type Database } from './infra/db.js';
 import type { Logger } from './infra/logger.js';
+import { createMetrics } from './infra/metrics.js';
+import { projectRoot } from './infra/paths.js';
 import { closeQuietly } from './infra/shutdown.js';
-import { authModule } from './modules/auth/index.js';
+import { authModule, createAuth, noAuthentication } from './modules/auth/index.js';
 import { cacheModule } from './modules/cache/index.js';
-import { chatsModule } from './modules/chats/index.js';
+import { chatsModule, createChatsService } from './modules/chats/index.js';
 import { docsModule } from './modules/docs/index.js';
 import { healthModule } from './modules/health/index.js';
 import { messagesModule } from './modules/messages/index.js';
 import { searchModule } from './modules/search/index.js';
 import { throttlingModule } from './modules/throttling/index.js';
-import type { AppModule, Extensions, ModuleContext, ModuleFactory } from './modules/types.js';
-
-const factories: Partial<Record<ModuleName, ModuleFactory>> = {
-  health: healthModule,
-  throttling: throttlingModule,
-  cache: cacheModule,
-  auth: authModule,
-  chats: chatsModule,
-  messages: messagesModule,
-  search: searchModule,
-  docs: docsModule,
-};
+import type { AppModule, ModuleContext } from './modules/types.js';
 
 const RETRY_MAX_MS = 10_000;
 
@@ -62,19 +55,52 @@ function migrateInBackground(
   })();
 }
 
+/**
+ * The modules of APPS, built in the order their dependencies need and given what they use as
+ * arguments: the caches before the services that read through them, sessions before the budgets
+ * that meter by user, the membership rule before the modules that show a chat's content.
+ */
+async function buildModules(context: ModuleContext, spec: string): Promise<AppModule[]> {
+  const on = (name: ModuleName) => context.config.apps.includes(name);
+  const built: AppModule[] = [];
+  const add = <M extends AppModule>(module: M): M => {
+    built.push(module);
+    return module;
+  };
+
+  if (on('health')) add(healthModule(context));
+  const caches = on('cache') ? add(cacheModule(context)) : undefined;
+  const auth = on('auth') ? createAuth(context, caches?.sessions) : undefined;
+  const { authenticate, identify } = auth?.authentication ?? noAuthentication;
+  const throttling = on('throttling') ? add(throttlingModule(context, identify)) : undefined;
+  if (auth) add(authModule(context, auth, throttling?.loginGuard));
+  const chats = createChatsService(context.db.knex, caches ?? {});
+  if (on('chats')) add(chatsModule(context, { chats, authenticate }));
+  if (on('messages')) {
+    add(
+      messagesModule(context, {
+        chats,
+        authenticate,
+        history: caches?.history,
+        sendLimit: throttling?.sendLimit,
+      }),
+    );
+  }
+  if (on('search')) add(await searchModule(context, { chats, authenticate }));
+  if (on('docs')) add(docsModule(spec));
+  // Mounted in the fixed order of ALL_MODULES (throttling before any route, and so on).
+  return built.sort((a, b) => ALL_MODULES.indexOf(a.name) - ALL_MODULES.indexOf(b.name));
+}
+
 export async function createService(config: Config, logger: Logger): Promise<Service> {
   const db = await createDatabase(config, logger);
   const state = { ready: !config.migrateOnStart, closed: false };
   const migrated = config.migrateOnStart ? migrateInBackground(db, logger, state) : Promise.resolve();
 
-  // Every caller is anonymous unless the auth module (built before the modules that read this) says.
-  const extensions: Extensions = { authenticate: anonymous };
-  const context: ModuleContext = { config, logger, db, extensions };
-  const modules: AppModule[] = [];
-  for (const name of config.apps) {
-    const factory = factories[name];
-    if (factory) modules.push(await factory(context));
-  }
+  const spec = fs.readFileSync(path.join(projectRoot(), 'swagger.yml'), 'utf8');
+  const metrics = createMetrics();
+  const modules = await buildModules({ config, logger, db, rules: createRequestRules(spec), metrics }, spec);
+  metrics.watchDependencies(() => modules.flatMap((module) => module.dependencies ?? []));
 
   const app = new Koa({ proxy: config.trustProxy });
   app.use(requestLog(logger));

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { sharedApp, type TestApp } from './support/app.js';
-import { createChat, join, registerAndLogin, send, unique, type User } from './support/fixtures.js';
+import {
+  badParameters,
+  createChat,
+  join,
+  registerAndLogin,
+  send,
+  type User,
+  unique,
+} from './support/fixtures.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // A random (version 4, RFC 4122 variant) uuid: 122 random bits, nothing derived from time or a counter.
@@ -56,7 +64,7 @@ describe('chats and members', () => {
         const body = chatName === undefined ? { other: 'field' } : { chat_name: chatName };
 
         // Act + Assert
-        await app.api.post('/v1/chats').set(alice.auth).send(body).expect(400, { message: 'bad-parameters' });
+        await app.api.post('/v1/chats').set(alice.auth).send(body).expect(400).expect(badParameters());
       });
     }
 
@@ -215,7 +223,8 @@ describe('chats and members', () => {
           .post(`/v1/chats/${chatId}/users`)
           .set(alice.auth)
           .send(body)
-          .expect(400, { message: 'bad-parameters' });
+          .expect(400)
+          .expect(badParameters());
       });
     }
 

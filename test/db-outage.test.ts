@@ -5,7 +5,7 @@ import { profile } from './support/profile.js';
 import { eventually, killLeftovers, spawnApi, type LogLine, type SpawnedApi } from './support/spawn.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
-/** CONTRACT.md: with the database gone, /ping_db answers 503 "within a second"; some slack for CI. */
+/** With the database gone, /ping_db answers 503 (swagger.yml, /ping_db) within a bound; slack for CI. */
 const FAST_MS = 1_500;
 
 const OUTAGE_STARTED = 'database unreachable: outage started';

@@ -4,7 +4,7 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import pg from 'pg';
 import { sharedApp, startApp, type TestApp } from './support/app.js';
-import { createChat, join, registerAndLogin, unique, type User } from './support/fixtures.js';
+import { badParameters, createChat, join, registerAndLogin, type User, unique } from './support/fixtures.js';
 import { profile } from './support/profile.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -183,7 +183,8 @@ describe('http', () => {
         .set(alice.auth)
         .set('Content-Type', 'application/json')
         .send('{"chat_name": "broken"')
-        .expect(400, { message: 'bad-parameters' });
+        .expect(400)
+        .expect(badParameters());
     });
 
     it('when there is no body and no Content-Length or Content-Type, then it answers 400 bad-parameters', async () => {
@@ -194,7 +195,7 @@ describe('http', () => {
         ),
       );
       assert.match(res, /^HTTP\/1\.1 400 /);
-      assert.match(res, /\{"message":"bad-parameters"\}$/);
+      assert.match(res, /\{"message":"bad-parameters","detail":"a JSON body is required"\}$/);
     });
 
     it('when a POST has no body (Content-Length: 0, no Content-Type), then it answers 400 bad-parameters', async () => {
@@ -203,7 +204,8 @@ describe('http', () => {
         .post('/v1/chats')
         .set(alice.auth)
         .set('Content-Length', '0')
-        .expect(400, { message: 'bad-parameters' });
+        .expect(400)
+        .expect(badParameters());
     });
 
     it('when the body is empty with a JSON content type, then it answers 400 bad-parameters', async () => {
@@ -212,7 +214,8 @@ describe('http', () => {
         .set(alice.auth)
         .set('Content-Type', 'application/json')
         .send('')
-        .expect(400, { message: 'bad-parameters' });
+        .expect(400)
+        .expect(badParameters());
     });
 
     it('when the body is a JSON array, then it answers 400 bad-parameters', async () => {
@@ -220,7 +223,8 @@ describe('http', () => {
         .post('/v1/chats')
         .set(alice.auth)
         .send([{ chat_name: 'in an array' }])
-        .expect(400, { message: 'bad-parameters' });
+        .expect(400)
+        .expect(badParameters());
     });
 
     it('when the body is a JSON string, then it answers 400 bad-parameters', async () => {
@@ -229,7 +233,8 @@ describe('http', () => {
         .set(alice.auth)
         .set('Content-Type', 'application/json')
         .send('"just a string"')
-        .expect(400, { message: 'bad-parameters' });
+        .expect(400)
+        .expect(badParameters());
     });
 
     it('when the body is JSON null, then it answers 400 bad-parameters', async () => {
@@ -237,7 +242,8 @@ describe('http', () => {
         .post('/v1/auth/register')
         .set('Content-Type', 'application/json')
         .send('null')
-        .expect(400, { message: 'bad-parameters' });
+        .expect(400)
+        .expect(badParameters());
     });
   });
 
@@ -377,7 +383,8 @@ describe('http', () => {
         .post(`/v1/chats/${chatId}/messages?foo=bar`)
         .set(alice.auth)
         .send({ message: 'hi' })
-        .expect(400, { message: 'bad-parameters' });
+        .expect(400)
+        .expect(badParameters());
     });
   });
 });

@@ -4,7 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createChat, join, json, registerAndLogin, send, unique } from './support/fixtures.js';
+import { badParameters, createChat, join, json, registerAndLogin, send, unique } from './support/fixtures.js';
 import { profile } from './support/profile.js';
 import {
   freePort,
@@ -257,7 +257,8 @@ describe('the API as a process', function () {
       .post('/v1/auth/register')
       .set(json)
       .send(`{"user_name": "x", "password": "${otherPassword}"`)
-      .expect(400, { message: 'bad-parameters' });
+      .expect(400)
+      .expect(badParameters());
     await app.api
       .get(`/v1/chats/${chatId}/messages?limit=5`)
       .set({ Authorization: `Bearer ${user.token}` })

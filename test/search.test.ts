@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sharedApp, startApp, type TestApp } from './support/app.js';
-import { createChat, join, registerAndLogin, send, unique, type User } from './support/fixtures.js';
+import {
+  badParameters,
+  createChat,
+  join,
+  registerAndLogin,
+  send,
+  type User,
+  unique,
+} from './support/fixtures.js';
 
 /** Polls the task's status until it is finished; returns the final status body. */
 async function finished(
@@ -166,17 +174,14 @@ describe('search', () => {
       { message: 42 },
       { message: 'x'.repeat(1001) },
     ]) {
-      await app.api
-        .post('/v1/chats/search')
-        .set(alice.auth)
-        .send(body)
-        .expect(400, { message: 'bad-parameters' });
+      await app.api.post('/v1/chats/search').set(alice.auth).send(body).expect(400).expect(badParameters());
     }
     await app.api
       .post('/v1/chats/search')
       .set(alice.auth)
       .send({ message: 'cats', after: 'yesterday' })
-      .expect(400, { message: 'bad-parameters' });
+      .expect(400)
+      .expect(badParameters());
   });
 
   it('when the query is full of tsquery metacharacters, then it never fails', async () => {
@@ -207,8 +212,8 @@ describe('search', () => {
     const taskId = await completedTask(app, alice, { message: `${tag} cat` });
     const base = `/v1/chats/search/${taskId}/messages`;
     await app.api.get(`${base}?limit=5&from=garbage!`).set(alice.auth).expect(400, { message: 'bad-cursor' });
-    await app.api.get(`${base}?limit=0`).set(alice.auth).expect(400, { message: 'bad-parameters' });
-    await app.api.get(`${base}?limit=1001`).set(alice.auth).expect(400, { message: 'bad-parameters' });
+    await app.api.get(`${base}?limit=0`).set(alice.auth).expect(400).expect(badParameters());
+    await app.api.get(`${base}?limit=1001`).set(alice.auth).expect(400).expect(badParameters());
   });
 
   it('when unauthenticated, then search answers 401', async () => {

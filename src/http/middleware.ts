@@ -38,6 +38,16 @@ export function requestLog(logger: Logger): Middleware {
 }
 
 /**
+ * What a failure answers: an AppError as it is, 503 when a dependency is down, else 500 (whose
+ * details stay in the log).
+ */
+export function toAppError(error: unknown, isUnavailable: (error: unknown) => boolean): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof DependencyUnavailableError || isUnavailable(error)) return serviceUnavailable();
+  return internalError();
+}
+
+/**
  * Turns every failure into the JSON error body of swagger.yml. Only AppError codes reach the client;
  * anything else is a 500 (or a 503 when a dependency is down) whose details stay in the log.
  */
@@ -56,15 +66,9 @@ export function errorHandler(logger: Logger, isUnavailable: (error: unknown) => 
     }
     if (error === undefined) return;
 
-    let appError: AppError;
-    if (error instanceof AppError) {
-      appError = error;
-    } else if (error instanceof DependencyUnavailableError || isUnavailable(error)) {
-      appError = serviceUnavailable();
-    } else {
-      appError = internalError();
+    const appError = toAppError(error, isUnavailable);
+    if (appError.status === 500)
       logger.error({ err: error, requestId: ctx.state.requestId }, 'unhandled error');
-    }
     ctx.status = appError.status;
     ctx.set(appError.headers);
     ctx.body = appError.detail

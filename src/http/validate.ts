@@ -1,115 +1,206 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ParsedUrlQuery } from 'node:querystring';
+import YAML from 'yaml';
 import { badCursor, badParameters } from '../errors.js';
 
 /**
- * The one validation approach: a route declares the fields it reads with these rules and gets back
- * typed values, or a 400 `bad-parameters`. Unknown fields are ignored.
+ * The one validation approach: request bodies and query parameters are checked against the schemas
+ * of swagger.yml, the contract clients read, so a limit is stated once. A failure is 400
+ * `bad-parameters` with a `detail` naming the parameter and the rule (a parameter whose schema says
+ * `x-error: bad-cursor` answers that code instead). Unknown fields are ignored.
  */
-interface TextRule {
-  kind: 'text';
-  min: number;
-  max: number;
-  /** Bounds in UTF-8 bytes (bcrypt reads at most 72). */
-  minBytes?: number;
-  maxBytes?: number;
-  optional?: boolean;
-}
-interface IntRule {
-  kind: 'int';
-  min: number;
-  max: number;
-  optional?: boolean;
-}
-interface TimeRule {
-  kind: 'time';
-  optional?: boolean;
-}
-type Rule = TextRule | IntRule | TimeRule;
-
-type Value<R extends Rule> = R extends IntRule ? number : R extends TimeRule ? Date : string;
-export type Parsed<S extends Record<string, Rule>> = {
-  [K in keyof S]: S[K] extends { optional: true } ? Value<S[K]> | undefined : Value<S[K]>;
-};
-
-export const text = (min: number, max: number, extra: Partial<TextRule> = {}): TextRule => ({
-  kind: 'text',
-  min,
-  max,
-  ...extra,
-});
-export const int = (min: number, max: number, extra: Partial<IntRule> = {}): IntRule => ({
-  kind: 'int',
-  min,
-  max,
-  ...extra,
-});
-export const time = (): TimeRule => ({ kind: 'time' });
-/** The field may be absent (or null). */
-export const optional = <R extends Rule>(rule: R): R & { optional: true } => ({ ...rule, optional: true });
-
-const INTEGER = /^-?\d{1,15}$/;
-// ISO 8601 date or date-time, with an optional zone.
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$/i;
-
-/** Code points, not UTF-16 units: "1..255 chars" means what a person counts. */
-function length(value: string): number {
-  let count = 0;
-  for (const _ of value) count++;
-  return count;
+export interface RequestRules {
+  /** The operation's JSON body, as the schema says; null optional fields come back absent. */
+  body(operationId: string, input: unknown): object;
+  /** The operation's query parameters, as the schema says (integers converted). */
+  query(operationId: string, query: ParsedUrlQuery): object;
 }
 
-function check(rule: Rule, value: unknown): unknown {
-  switch (rule.kind) {
-    case 'text': {
-      // PostgreSQL text cannot hold NUL; lone surrogates cannot be encoded in UTF-8.
-      if (typeof value !== 'string' || value.includes('\0') || !value.isWellFormed()) throw badParameters();
-      const size = length(value);
-      if (size < rule.min || size > rule.max) throw badParameters();
-      if (rule.minBytes !== undefined || rule.maxBytes !== undefined) {
-        const bytes = Buffer.byteLength(value);
-        if (bytes < (rule.minBytes ?? 0) || bytes > (rule.maxBytes ?? Infinity)) throw badParameters();
+interface Schema {
+  type?: string;
+  minLength?: number;
+  maxLength?: number;
+  minimum?: number;
+  maximum?: number;
+  format?: string;
+  'x-error'?: string;
+  'x-bytes'?: [number, number];
+  properties?: Record<string, Schema>;
+  required?: string[];
+  $ref?: string;
+}
+interface Parameter {
+  name: string;
+  in: string;
+  required?: boolean;
+  schema: Schema;
+  $ref?: string;
+}
+interface Operation {
+  operationId?: string;
+  parameters?: Parameter[];
+  requestBody?: { content: Record<string, { schema: Schema }> };
+}
+const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
+type PathItem = { parameters?: Parameter[] } & Partial<Record<(typeof METHODS)[number], Operation>>;
+interface Document {
+  paths: Record<string, PathItem>;
+  components: { parameters?: Record<string, Parameter> };
+}
+
+// ISO 8601 date or date-time with an optional zone; years 0001..9999 (PostgreSQL has no year 0).
+const ISO_TIME =
+  /^(?!0000)\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$/i;
+
+function isTime(value: string): boolean {
+  return ISO_TIME.test(value) && !Number.isNaN(new Date(value).getTime());
+}
+
+/** Query strings carry text only, so their integers are converted; JSON bodies keep their types. */
+function createAjv(coerceTypes: boolean): Ajv {
+  const ajv = new Ajv({ strict: false, allErrors: false, verbose: true, coerceTypes });
+  ajv.addFormat('date-time', isTime);
+  ajv.addFormat('uuid', () => true);
+  ajv.addFormat('password', () => true);
+  // Bounds in UTF-8 bytes (bcrypt reads at most 72).
+  ajv.addKeyword({
+    keyword: 'x-bytes',
+    type: 'string',
+    schemaType: 'array',
+    validate: ([min, max]: [number, number], value: string) => {
+      const bytes = Buffer.byteLength(value);
+      return bytes >= min && bytes <= max;
+    },
+  });
+  return ajv;
+}
+
+function describe(error: ErrorObject, where: string): string {
+  const schema = (error.parentSchema ?? {}) as Schema;
+  const field = error.instancePath.replace(/^\//, '').replace(/\//g, '.') || where;
+  switch (error.keyword) {
+    case 'required':
+      return `${(error.params as { missingProperty: string }).missingProperty} is required`;
+    case 'minLength':
+    case 'maxLength':
+      return `${field} must be ${schema.minLength ?? 0}..${schema.maxLength ?? '∞'} characters`;
+    case 'minimum':
+    case 'maximum':
+      return `${field} must be ${schema.minimum ?? '-∞'}..${schema.maximum ?? '∞'}`;
+    case 'x-bytes':
+      return `${field} must be ${schema['x-bytes']?.join('..')} bytes in UTF-8`;
+    case 'format':
+      return schema.format === 'date-time'
+        ? `${field} must be an ISO 8601 date or date-time (years 0001..9999)`
+        : `${field} must be a ${schema.format}`;
+    case 'type':
+      return `${field} must be ${schema.type === 'integer' ? 'a whole number' : `a ${schema.type}`}`;
+    default:
+      return `${field} ${error.message ?? 'is invalid'}`;
+  }
+}
+
+/** PostgreSQL text cannot hold NUL; lone surrogates cannot be encoded in UTF-8. */
+function unstorable(values: Record<string, unknown>): string | undefined {
+  return Object.entries(values).find(
+    ([, value]) => typeof value === 'string' && (value.includes('\0') || !value.isWellFormed()),
+  )?.[0];
+}
+const unstorableDetail = (name: string) => `${name} must not contain NUL or unpaired surrogates`;
+
+interface Compiled {
+  body?: ValidateFunction;
+  query?: { validate: ValidateFunction; parameters: Parameter[] };
+}
+
+function compile(document: Document): Map<string, Compiled> {
+  const ajv = createAjv(false);
+  ajv.addSchema(document, 'spec');
+  const queryAjv = createAjv(true);
+  const resolve = (parameter: Parameter): Parameter =>
+    parameter.$ref
+      ? document.components.parameters![parameter.$ref.replace('#/components/parameters/', '')]!
+      : parameter;
+  const operations = new Map<string, Compiled>();
+  for (const [template, item] of Object.entries(document.paths)) {
+    const shared = (item.parameters ?? []).map(resolve);
+    for (const method of METHODS) {
+      const operation = item[method];
+      if (!operation?.operationId) continue;
+      const compiled: Compiled = {};
+      const json = operation.requestBody?.content['application/json'];
+      if (json) {
+        const pointer = `#/paths/${template.replace(/~/g, '~0').replace(/\//g, '~1')}/${method}/requestBody/content/application~1json/schema`;
+        compiled.body = ajv.compile({ $ref: `spec${pointer}` });
       }
-      return value;
-    }
-    case 'int': {
-      const number =
-        typeof value === 'number'
-          ? value
-          : typeof value === 'string' && INTEGER.test(value)
-            ? Number(value)
-            : NaN;
-      if (!Number.isInteger(number) || number < rule.min || number > rule.max) throw badParameters();
-      return number;
-    }
-    case 'time': {
-      if (typeof value !== 'string' || !ISO_TIME.test(value)) throw badParameters();
-      const date = new Date(value);
-      if (Number.isNaN(date.getTime())) throw badParameters();
-      return date;
+      const parameters = [...shared, ...(operation.parameters ?? []).map(resolve)].filter(
+        (parameter) => parameter.in === 'query',
+      );
+      if (parameters.length) {
+        compiled.query = {
+          parameters,
+          validate: queryAjv.compile({
+            type: 'object',
+            required: parameters.filter((p) => p.required).map((p) => p.name),
+            properties: Object.fromEntries(parameters.map((p) => [p.name, p.schema])),
+          }),
+        };
+      }
+      operations.set(operation.operationId, compiled);
     }
   }
+  return operations;
 }
 
-export function parse<S extends Record<string, Rule>>(input: unknown, schema: S): Parsed<S> {
-  const source = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
-  const result: Record<string, unknown> = {};
-  for (const [name, rule] of Object.entries(schema)) {
-    const value = source[name];
-    if (value === undefined || value === null) {
-      if (!rule.optional) throw badParameters();
-      result[name] = undefined;
-      continue;
-    }
-    result[name] = check(rule, value);
+/** Null means absent, as in the contract's optional fields. */
+function withoutNulls(input: unknown): Record<string, unknown> {
+  const source = typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : {};
+  return Object.fromEntries(Object.entries(source).filter(([, value]) => value !== null));
+}
+
+const cache = new Map<string, Map<string, Compiled>>();
+
+export function createRequestRules(specText: string): RequestRules {
+  let operations = cache.get(specText);
+  if (!operations) {
+    operations = compile(YAML.parse(specText) as Document);
+    cache.set(specText, operations);
   }
-  return result as Parsed<S>;
-}
-
-/**
- * The raw `from` of a paged read: absent or empty is the first page; anything but one string is an
- * unusable cursor (400 `bad-cursor`). Each module decodes its own cursors.
- */
-export function cursorParam(value: unknown): string | undefined {
-  if (value === undefined || value === '') return undefined;
-  if (typeof value !== 'string') throw badCursor();
-  return value;
+  const find = (operationId: string): Compiled => {
+    const compiled = operations.get(operationId);
+    if (!compiled) throw new Error(`swagger.yml has no operation ${operationId}`);
+    return compiled;
+  };
+  return {
+    body(operationId, input) {
+      const validate = find(operationId).body;
+      if (!validate) throw new Error(`swagger.yml documents no JSON body for ${operationId}`);
+      const values = withoutNulls(input);
+      if (!validate(values)) throw badParameters(describe(validate.errors![0]!, 'body'));
+      const refused = unstorable(values);
+      if (refused !== undefined) throw badParameters(unstorableDetail(refused));
+      return values;
+    },
+    query(operationId, query) {
+      const rules = find(operationId).query;
+      if (!rules) throw new Error(`swagger.yml documents no query parameters for ${operationId}`);
+      // Only declared parameters are read; an empty value is an absent one.
+      const values: Record<string, unknown> = {};
+      for (const { name } of rules.parameters) {
+        const value = query[name];
+        if (value !== undefined && value !== '') values[name] = value;
+      }
+      const refuse = (name: string, detail: string) => {
+        const parameter = rules.parameters.find((p) => p.name === name);
+        return parameter?.schema['x-error'] === 'bad-cursor' ? badCursor() : badParameters(detail);
+      };
+      if (!rules.validate(values)) {
+        const error = rules.validate.errors![0]!;
+        throw refuse(error.instancePath.replace(/^\//, ''), describe(error, 'query'));
+      }
+      const refused = unstorable(values);
+      if (refused !== undefined) throw refuse(refused, unstorableDetail(refused));
+      return values;
+    },
+  };
 }

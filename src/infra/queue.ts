@@ -6,24 +6,17 @@ import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
 import { withTimeout } from './timeout.js';
 
-export interface SearchJob {
-  taskId: string;
-  userId: string | null;
-  query: string;
-  chatId?: string;
-  memberId?: string;
-  after?: string;
-  before?: string;
-}
-
 /** What a consumer does with one job; it throws only for a failure worth redelivering. */
-export type JobHandler = (job: SearchJob, delivery: { redelivered: boolean }) => Promise<void>;
+export type JobHandler<T> = (job: T, delivery: { redelivered: boolean }) => Promise<void>;
 
-export interface JobQueue {
+/** A queue of jobs of one kind, JSON-encoded; `isJob` tells a job from a malformed message. */
+export interface JobQueue<T> {
   /** Resolves once the job is safely queued (broker confirm), or throws DependencyUnavailableError. */
-  publish(job: SearchJob): Promise<void>;
+  publish(job: T): Promise<void>;
   /** Starts taking jobs, at most `prefetch` at a time. */
-  consume(handler: JobHandler, prefetch: number): Promise<void>;
+  consume(handler: JobHandler<T>, prefetch: number): Promise<void>;
+  /** The broker's reachability, when there is one. */
+  readonly monitor?: DependencyMonitor;
   /** Stops taking jobs and waits for the ones in hand to finish (and be acked). */
   stopConsuming(): Promise<void>;
   close(): Promise<void>;
@@ -34,27 +27,29 @@ const CONNECT_WAIT_MS = 1000;
 /** How long a job that met a backend outage waits before it goes back on the queue. */
 const OUTAGE_REQUEUE_DELAY_MS = 1000;
 
-function isJob(value: unknown): value is SearchJob {
-  const job = value as Partial<SearchJob> | null;
-  return typeof job?.taskId === 'string' && typeof job.query === 'string';
+export interface JobQueueOptions<T> {
+  amqpUrl?: string;
+  queue: string;
+  /** Tells a job from a malformed message (which goes to the dead-letter queue). */
+  isJob: (value: unknown) => value is T;
 }
 
 /** Jobs run in this process: the embedded default, no broker needed. */
-class InProcessQueue implements JobQueue {
-  private handler: JobHandler | undefined;
-  private readonly waiting: SearchJob[] = [];
+class InProcessQueue<T> implements JobQueue<T> {
+  private handler: JobHandler<T> | undefined;
+  private readonly waiting: T[] = [];
   private readonly running = new Set<Promise<void>>();
   private limit = 1;
 
   constructor(private readonly logger: Logger) {}
 
-  publish(job: SearchJob): Promise<void> {
+  publish(job: T): Promise<void> {
     this.waiting.push(job);
     this.pump();
     return Promise.resolve();
   }
 
-  consume(handler: JobHandler, prefetch: number): Promise<void> {
+  consume(handler: JobHandler<T>, prefetch: number): Promise<void> {
     this.handler = handler;
     this.limit = prefetch;
     this.pump();
@@ -66,7 +61,7 @@ class InProcessQueue implements JobQueue {
     while (handler && this.running.size < this.limit && this.waiting.length) {
       const job = this.waiting.shift()!;
       const run = handler(job, { redelivered: false })
-        .catch((error: unknown) => this.logger.error({ err: error, taskId: job.taskId }, 'search job failed'))
+        .catch((error: unknown) => this.logger.error({ err: error }, 'job failed'))
         .finally(() => {
           this.running.delete(run);
           this.pump();
@@ -89,18 +84,24 @@ class InProcessQueue implements JobQueue {
  * RabbitMQ through amqp-connection-manager: a durable queue with a dead-letter queue beside it,
  * persistent messages, publisher confirms, and reconnection by itself after a broker restart.
  */
-class RabbitQueue implements JobQueue {
+class RabbitQueue<T> implements JobQueue<T> {
   private readonly connection: AmqpConnectionManager;
   private readonly channel: ChannelWrapper;
-  private readonly monitor: DependencyMonitor;
+  readonly monitor: DependencyMonitor;
   private readonly inFlight = new Set<Promise<void>>();
   private consuming = false;
 
+  private readonly queue: string;
+  private readonly isJob: (value: unknown) => value is T;
+
   constructor(
     url: string,
-    private readonly queue: string,
+    options: JobQueueOptions<T>,
     private readonly logger: Logger,
   ) {
+    const { queue } = options;
+    this.queue = queue;
+    this.isJob = options.isJob;
     this.monitor = new DependencyMonitor('message broker', logger);
     this.connection = amqp.connect([url], { heartbeatIntervalInSeconds: 5, reconnectTimeInSeconds: 1 });
     this.connection.on('connect', () => this.monitor.up());
@@ -122,7 +123,7 @@ class RabbitQueue implements JobQueue {
     });
   }
 
-  async publish(job: SearchJob): Promise<void> {
+  async publish(job: T): Promise<void> {
     // While the broker is away (beyond a short wait, e.g. just after start), answer now rather than
     // buffer a task the client is told failed.
     if (!this.connection.isConnected() && !(await this.connected(CONNECT_WAIT_MS))) {
@@ -143,7 +144,7 @@ class RabbitQueue implements JobQueue {
     );
   }
 
-  async consume(handler: JobHandler, prefetch: number): Promise<void> {
+  async consume(handler: JobHandler<T>, prefetch: number): Promise<void> {
     this.consuming = true;
     await this.channel.consume(
       this.queue,
@@ -155,15 +156,15 @@ class RabbitQueue implements JobQueue {
     );
   }
 
-  private async handle(message: ConsumeMessage, handler: JobHandler): Promise<void> {
+  private async handle(message: ConsumeMessage, handler: JobHandler<T>): Promise<void> {
     let job: unknown;
     try {
       job = JSON.parse(message.content.toString());
     } catch {
       job = undefined;
     }
-    if (!isJob(job)) {
-      this.logger.error({ deliveryTag: message.fields.deliveryTag }, 'malformed search job: dead-lettered');
+    if (!this.isJob(job)) {
+      this.logger.error({ deliveryTag: message.fields.deliveryTag }, 'malformed job: dead-lettered');
       this.channel.nack(message, false, false);
       return;
     }
@@ -176,7 +177,7 @@ class RabbitQueue implements JobQueue {
       // was delivered. Any other failure: once back on the queue, then to the dead-letter queue.
       const outage = error instanceof DependencyUnavailableError;
       const requeue = outage || !message.fields.redelivered;
-      this.logger.error({ err: error, taskId: job.taskId, requeue }, 'search job failed');
+      this.logger.error({ err: error, queue: this.queue, requeue }, 'job failed');
       if (outage) await sleep(OUTAGE_REQUEUE_DELAY_MS);
       this.channel.nack(message, false, requeue);
     }
@@ -196,8 +197,6 @@ class RabbitQueue implements JobQueue {
   }
 }
 
-export function createJobQueue(options: { amqpUrl?: string; queue: string }, logger: Logger): JobQueue {
-  return options.amqpUrl
-    ? new RabbitQueue(options.amqpUrl, options.queue, logger)
-    : new InProcessQueue(logger);
+export function createJobQueue<T>(options: JobQueueOptions<T>, logger: Logger): JobQueue<T> {
+  return options.amqpUrl ? new RabbitQueue(options.amqpUrl, options, logger) : new InProcessQueue<T>(logger);
 }

@@ -1,50 +1,45 @@
 import { DependencyUnavailableError } from '../errors.js';
 import type { Logger } from './logger.js';
+import type { DependencyMonitor } from './monitor.js';
 import { connectRedis, type RedisConnection } from './redis.js';
 
+/** The lifecycle of a stored task: waiting for a worker, running, then done either way. */
 export type TaskStatus = 'WAITING' | 'IN_PROCESS' | 'SUCCESS' | 'FAILED';
 
-export interface SearchTask {
+export interface TaskRecord {
   id: string;
-  /** The creator's user id; null for an anonymous caller (authentication off). */
+  /** Who may read it: the creator's user id; null for an anonymous caller (authentication off). */
   ownerId: string | null;
   status: TaskStatus;
   error?: string;
   total?: number;
 }
 
-export interface SearchHit {
-  text: string;
-  chat_id: string;
-  message_id: string;
-  user_id: string;
-  created_at: string;
-  highlights: string[];
-}
-
 /**
- * Where search tasks and their results live between the consumer that writes them and the API that
- * reads them: Redis (shared by every process) or memory (one process). Results expire `ttlSeconds`
- * after completion; reading never deletes.
+ * Where tasks and their results (JSON values of type R) live between the worker that writes them
+ * and the API that reads them: Redis (shared by every process) or memory (one process). Results
+ * expire `ttlSeconds` after completion; reading never deletes.
  */
-export interface ResultStore {
-  create(task: SearchTask): Promise<void>;
-  get(taskId: string): Promise<SearchTask | undefined>;
+export interface ResultStore<R> {
+  create(task: TaskRecord): Promise<void>;
+  get(taskId: string): Promise<TaskRecord | undefined>;
   /** Moves a task that exists and is not finished to IN_PROCESS; false when there is nothing to do. */
   start(taskId: string): Promise<boolean>;
   /** Replaces any earlier results: running a job twice leaves one copy. */
-  succeed(taskId: string, hits: SearchHit[]): Promise<void>;
+  succeed(taskId: string, results: R[]): Promise<void>;
   fail(taskId: string, error: string): Promise<void>;
   remove(taskId: string): Promise<void>;
-  hits(taskId: string, offset: number, count: number): Promise<SearchHit[]>;
+  results(taskId: string, offset: number, count: number): Promise<R[]>;
+  /** Redis's reachability, when the results live there. */
+  readonly monitor?: DependencyMonitor;
   close(): Promise<void>;
 }
 
 // Unfinished tasks wait at most this long for a consumer before they are forgotten.
 const PENDING_TTL_SECONDS = 86_400;
 
-class MemoryResultStore implements ResultStore {
-  private readonly tasks = new Map<string, { task: SearchTask; hits: SearchHit[]; expiresAt: number }>();
+class MemoryResultStore<R> implements ResultStore<R> {
+  private readonly tasks = new Map<string, { task: TaskRecord; results: R[]; expiresAt: number }>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly ttlSeconds: number) {
@@ -63,16 +58,16 @@ class MemoryResultStore implements ResultStore {
     return entry;
   }
 
-  create(task: SearchTask): Promise<void> {
+  create(task: TaskRecord): Promise<void> {
     this.tasks.set(task.id, {
       task: { ...task },
-      hits: [],
+      results: [],
       expiresAt: Date.now() + PENDING_TTL_SECONDS * 1000,
     });
     return Promise.resolve();
   }
 
-  get(taskId: string): Promise<SearchTask | undefined> {
+  get(taskId: string): Promise<TaskRecord | undefined> {
     const entry = this.entry(taskId);
     return Promise.resolve(entry ? { ...entry.task } : undefined);
   }
@@ -85,11 +80,11 @@ class MemoryResultStore implements ResultStore {
     return Promise.resolve(true);
   }
 
-  succeed(taskId: string, hits: SearchHit[]): Promise<void> {
+  succeed(taskId: string, results: R[]): Promise<void> {
     const entry = this.entry(taskId);
     if (entry) {
-      entry.task = { ...entry.task, status: 'SUCCESS', total: hits.length };
-      entry.hits = hits;
+      entry.task = { ...entry.task, status: 'SUCCESS', total: results.length };
+      entry.results = results;
       entry.expiresAt = Date.now() + this.ttlSeconds * 1000;
     }
     return Promise.resolve();
@@ -109,8 +104,8 @@ class MemoryResultStore implements ResultStore {
     return Promise.resolve();
   }
 
-  hits(taskId: string, offset: number, count: number): Promise<SearchHit[]> {
-    return Promise.resolve(this.entry(taskId)?.hits.slice(offset, offset + count) ?? []);
+  results(taskId: string, offset: number, count: number): Promise<R[]> {
+    return Promise.resolve(this.entry(taskId)?.results.slice(offset, offset + count) ?? []);
   }
 
   close(): Promise<void> {
@@ -120,10 +115,16 @@ class MemoryResultStore implements ResultStore {
 }
 
 /** A task is a hash, its results a list of JSON rows read with LRANGE; both expire together. */
-class RedisResultStore implements ResultStore {
+class RedisResultStore<R> implements ResultStore<R> {
+  get monitor(): DependencyMonitor {
+    return this.redis.monitor;
+  }
+
   constructor(
     private readonly redis: RedisConnection,
     private readonly ttlSeconds: number,
+    /** Keys are `<prefix>:task:<id>` and `<prefix>:hits:<id>`. */
+    private readonly prefix: string,
   ) {}
 
   private async call<T>(operation: () => Promise<T>): Promise<T> {
@@ -135,11 +136,11 @@ class RedisResultStore implements ResultStore {
     }
   }
 
-  private static taskKey = (id: string) => `search:task:${id}`;
-  private static hitsKey = (id: string) => `search:hits:${id}`;
+  private readonly taskKey = (id: string) => `${this.prefix}:task:${id}`;
+  private readonly hitsKey = (id: string) => `${this.prefix}:hits:${id}`;
 
-  create(task: SearchTask): Promise<void> {
-    const key = RedisResultStore.taskKey(task.id);
+  create(task: TaskRecord): Promise<void> {
+    const key = this.taskKey(task.id);
     return this.call(async () => {
       await this.redis.client
         .multi()
@@ -149,11 +150,11 @@ class RedisResultStore implements ResultStore {
     });
   }
 
-  get(taskId: string): Promise<SearchTask | undefined> {
+  get(taskId: string): Promise<TaskRecord | undefined> {
     return this.call(async () => {
-      const fields = await this.redis.client.hgetall(RedisResultStore.taskKey(taskId));
+      const fields = await this.redis.client.hgetall(this.taskKey(taskId));
       if (!fields.status) return undefined;
-      const task: SearchTask = {
+      const task: TaskRecord = {
         id: taskId,
         ownerId: fields.owner || null,
         status: fields.status as TaskStatus,
@@ -172,20 +173,20 @@ class RedisResultStore implements ResultStore {
          if s == 'WAITING' or s == 'IN_PROCESS' then redis.call('HSET', KEYS[1], 'status', 'IN_PROCESS') return 1 end
          return 0`,
         1,
-        RedisResultStore.taskKey(taskId),
+        this.taskKey(taskId),
       );
       return started === 1;
     });
   }
 
-  succeed(taskId: string, hits: SearchHit[]): Promise<void> {
-    const taskKey = RedisResultStore.taskKey(taskId);
-    const hitsKey = RedisResultStore.hitsKey(taskId);
+  succeed(taskId: string, results: R[]): Promise<void> {
+    const taskKey = this.taskKey(taskId);
+    const hitsKey = this.hitsKey(taskId);
     return this.call(async () => {
       const transaction = this.redis.client.multi().del(hitsKey);
-      if (hits.length) transaction.rpush(hitsKey, ...hits.map((hit) => JSON.stringify(hit)));
+      if (results.length) transaction.rpush(hitsKey, ...results.map((result) => JSON.stringify(result)));
       await transaction
-        .hset(taskKey, { status: 'SUCCESS', total: hits.length })
+        .hset(taskKey, { status: 'SUCCESS', total: results.length })
         .expire(taskKey, this.ttlSeconds)
         .expire(hitsKey, this.ttlSeconds)
         .exec();
@@ -193,7 +194,7 @@ class RedisResultStore implements ResultStore {
   }
 
   fail(taskId: string, error: string): Promise<void> {
-    const taskKey = RedisResultStore.taskKey(taskId);
+    const taskKey = this.taskKey(taskId);
     return this.call(async () => {
       await this.redis.client
         .multi()
@@ -205,18 +206,14 @@ class RedisResultStore implements ResultStore {
 
   remove(taskId: string): Promise<void> {
     return this.call(async () => {
-      await this.redis.client.del(RedisResultStore.taskKey(taskId), RedisResultStore.hitsKey(taskId));
+      await this.redis.client.del(this.taskKey(taskId), this.hitsKey(taskId));
     });
   }
 
-  hits(taskId: string, offset: number, count: number): Promise<SearchHit[]> {
+  results(taskId: string, offset: number, count: number): Promise<R[]> {
     return this.call(async () => {
-      const rows = await this.redis.client.lrange(
-        RedisResultStore.hitsKey(taskId),
-        offset,
-        offset + count - 1,
-      );
-      return rows.map((row) => JSON.parse(row) as SearchHit);
+      const rows = await this.redis.client.lrange(this.hitsKey(taskId), offset, offset + count - 1);
+      return rows.map((row) => JSON.parse(row) as R);
     });
   }
 
@@ -225,10 +222,11 @@ class RedisResultStore implements ResultStore {
   }
 }
 
-export function createResultStore(
-  options: { redisUrl?: string; ttlSeconds: number },
+export function createResultStore<R>(
+  options: { redisUrl?: string; ttlSeconds: number; name: string; keyPrefix: string },
   logger: Logger,
-): ResultStore {
-  if (!options.redisUrl) return new MemoryResultStore(options.ttlSeconds);
-  return new RedisResultStore(connectRedis(options.redisUrl, 'search results', logger), options.ttlSeconds);
+): ResultStore<R> {
+  if (!options.redisUrl) return new MemoryResultStore<R>(options.ttlSeconds);
+  const redis = connectRedis(options.redisUrl, options.name, logger);
+  return new RedisResultStore<R>(redis, options.ttlSeconds, options.keyPrefix);
 }

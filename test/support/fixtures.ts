@@ -1,4 +1,6 @@
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import type { Response } from 'supertest';
 import type { Api } from './app.js';
 
 /** Names no other test (or earlier run on the same database) uses. */
@@ -55,3 +57,11 @@ export async function send(
     .expect(201);
   return res.body.message_id as string;
 }
+
+/** Checks a 400 `bad-parameters` whose `detail` tells a person which parameter broke which rule. */
+export const badParameters =
+  (detail: RegExp = /\S/) =>
+  (res: Response): void => {
+    assert.equal(res.body.message, 'bad-parameters');
+    assert.match(String(res.body.detail), detail);
+  };

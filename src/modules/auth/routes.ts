@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { jsonBody } from '../../http/body.js';
 import { authFailed } from '../../errors.js';
-import { parse, text } from '../../http/validate.js';
+import type { RequestRules } from '../../http/validate.js';
 import type { AuthService } from './service.js';
 
 const CREDENTIALS = /^(?:session_id|bearer)\s+(\S+)\s*$/i;
@@ -46,25 +46,32 @@ export function identifyCaller(service: AuthService): (ctx: Context) => Promise<
   };
 }
 
+interface Credentials {
+  user_name: string;
+  password: string;
+}
+
 export function authRoutes(
   router: Router,
   service: AuthService,
-  options: { maxBodyBytes: number; authenticate: Middleware; loginGuard?: LoginGuard },
+  options: {
+    maxBodyBytes: number;
+    rules: RequestRules;
+    authenticate: Middleware;
+    loginGuard?: LoginGuard;
+  },
 ): void {
   const body = jsonBody(options.maxBodyBytes);
 
   router.post('/v1/auth/register', body, async (ctx) => {
-    const input = parse(ctx.request.body, {
-      user_name: text(1, 255),
-      password: text(1, 72, { minBytes: 8, maxBytes: 72 }),
-    });
+    const input = options.rules.body('register', ctx.request.body) as Credentials;
     const { userId } = await service.register(input.user_name, input.password);
     ctx.status = 201;
     ctx.body = { user_id: userId, user_name: input.user_name };
   });
 
   router.post('/v1/auth/login', body, async (ctx) => {
-    const input = parse(ctx.request.body, { user_name: text(1, 255), password: text(1, 4096) });
+    const input = options.rules.body('login', ctx.request.body) as Credentials;
     const guard = options.loginGuard;
     await guard?.before(input.user_name);
     const { token } = await service.login(input.user_name, input.password);

@@ -1,7 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { CacheStore } from '../../infra/cache.js';
 import type { HistoryCache } from '../messages/index.js';
-import type { Timing } from './timing.js';
+import { readThrough, type ReadPolicy } from './read-through.js';
 
 interface PageEntry {
   generation: string;
@@ -14,13 +14,9 @@ interface PageEntry {
 const FIRST_GENERATION = '0';
 
 const generationKey = (chatId: string) => `history:generation:${chatId}`;
-
-function pageKey(chatId: string, limit: number, from: string | undefined): string {
-  // Real cursors are short; anything else only ever misses, under a bounded key.
-  const cursor =
-    from === undefined || from.length <= 64 ? (from ?? '') : createHash('sha256').update(from).digest('hex');
-  return `history:page:${chatId}:${limit}:${cursor}`;
-}
+// Cursors reach this point decoded and checked, so they are short.
+const pageKey = (chatId: string, limit: number, from: string | undefined) =>
+  `history:page:${chatId}:${limit}:${from ?? ''}`;
 
 /**
  * History pages by chat, limit and cursor. An entry records the chat's generation it was read under;
@@ -29,42 +25,33 @@ function pageKey(chatId: string, limit: number, from: string | undefined): strin
  * entry and before the database, so a page written back under generation G holds every message
  * acknowledged before G was set.
  */
-export function historyCache(
-  store: CacheStore,
-  timing: Timing,
-  isUnavailable: (error: unknown) => boolean,
-): HistoryCache {
+export function historyCache(store: CacheStore, policy: ReadPolicy): HistoryCache {
+  const { timing } = policy;
   return {
     async read(chatId, limit, from, load) {
-      const consultedAt = Date.now();
       const key = pageKey(chatId, limit, from);
-      let generation: string | undefined;
-      let current: PageEntry | undefined;
-      try {
-        const [storedGeneration, entry] = (await store.read([generationKey(chatId), key])) as [
-          string | undefined,
-          PageEntry | undefined,
-        ];
-        generation = storedGeneration ?? FIRST_GENERATION;
-        if (entry?.generation === generation) current = entry;
-      } catch {
-        // No cache now: the database answers, and nothing is written back.
-      }
-      if (current && timing.isFresh(current.storedAt)) return { json: current.json, cache: 'HIT' };
-
-      let json: string;
-      try {
-        json = await load();
-      } catch (error) {
-        // stale-if-error: still the current generation, so no acknowledged message is missing.
-        if (current && isUnavailable(error)) return { json: current.json, cache: 'STALE' };
-        throw error;
-      }
-      if (generation !== undefined && timing.mayWriteBack(consultedAt)) {
-        const entry: PageEntry = { generation, storedAt: Date.now(), json };
-        await store.write(key, entry, timing.keepMs).catch(() => undefined);
-      }
-      return { json, cache: 'MISS' };
+      let generation = FIRST_GENERATION;
+      const { value, cache } = await readThrough(
+        {
+          async lookup() {
+            const [stored, entry] = (await store.read([generationKey(chatId), key])) as [
+              string | undefined,
+              PageEntry | undefined,
+            ];
+            generation = stored ?? FIRST_GENERATION;
+            return entry?.generation === generation
+              ? { value: entry.json, storedAt: entry.storedAt }
+              : undefined;
+          },
+          load,
+          async writeBack(json) {
+            const entry: PageEntry = { generation, storedAt: Date.now(), json };
+            await store.write(key, entry, timing.keepMs);
+          },
+        },
+        policy,
+      );
+      return { json: value, cache };
     },
 
     async invalidate(chatId) {

@@ -1,21 +1,39 @@
 import { createCacheStore } from '../../infra/cache.js';
+import type { SessionCache } from '../auth/index.js';
+import type { MembershipCache } from '../chats/index.js';
+import type { HistoryCache } from '../messages/index.js';
 import type { AppModule, ModuleContext } from '../types.js';
 import { historyCache } from './history.js';
 import { membershipCache } from './memberships.js';
+import type { ReadPolicy } from './read-through.js';
 import { sessionCache } from './sessions.js';
 import { Timing } from './timing.js';
+
+export interface CacheModule extends AppModule {
+  sessions: SessionCache;
+  memberships: MembershipCache;
+  history: HistoryCache;
+}
 
 /**
  * Caches history pages, sessions and memberships: in memory, or in Redis with REDIS_URL so that
  * every instance sees the same entries and the same invalidations. Without the cache (or during a
  * Redis outage) everything is read from the database.
  */
-export function cacheModule({ config, db, extensions, logger }: ModuleContext): AppModule {
+export function cacheModule({ config, db, logger, metrics }: ModuleContext): CacheModule {
   const store = createCacheStore(config.redisUrl, logger);
   const timing = new Timing(config.cache.ttlSeconds, config.cache.staleSeconds);
-  const isUnavailable = (error: unknown) => db.isUnavailable(error);
-  extensions.sessionCache = sessionCache(store, timing, isUnavailable);
-  extensions.membershipCache = membershipCache(store, timing);
-  extensions.historyCache = historyCache(store, timing, isUnavailable);
-  return { name: 'cache', close: () => store.close() };
+  const policy = (cache: string): ReadPolicy => ({
+    timing,
+    isUnavailable: (error) => db.isUnavailable(error),
+    count: (result) => metrics.cacheReads.inc({ cache, result }),
+  });
+  return {
+    name: 'cache',
+    sessions: sessionCache(store, policy('sessions')),
+    memberships: membershipCache(store, timing),
+    history: historyCache(store, policy('history')),
+    dependencies: [store.monitor],
+    close: () => store.close(),
+  };
 }

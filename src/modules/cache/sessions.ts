@@ -1,6 +1,6 @@
 import type { CacheStore } from '../../infra/cache.js';
 import type { Session, SessionCache } from '../auth/index.js';
-import type { Timing } from './timing.js';
+import { readThrough, type ReadPolicy } from './read-through.js';
 
 interface SessionEntry extends Session {
   storedAt: number;
@@ -12,47 +12,40 @@ const revokedKey = (tokenHash: string) => `session:revoked:${tokenHash}`;
 /**
  * Sessions by token hash. A logout writes a revocation marker rather than deleting the entry: an
  * instance that read the session from the database just before the logout may still write it
- * back, and the marker (read together with the entry) wins over it. Entries never outlive the
- * session's expiry.
+ * back, and the marker (read together with the entry) wins over it: a revoked session is a fresh
+ * "no session". Entries never outlive the session's expiry.
  */
-export function sessionCache(
-  store: CacheStore,
-  timing: Timing,
-  isUnavailable: (error: unknown) => boolean,
-): SessionCache {
+export function sessionCache(store: CacheStore, policy: ReadPolicy): SessionCache {
+  const { timing } = policy;
   return {
     async read(tokenHash, load) {
-      const consultedAt = Date.now();
-      let entry: SessionEntry | undefined;
-      let reachable = false;
-      try {
-        const [stored, revoked] = (await store.read([sessionKey(tokenHash), revokedKey(tokenHash)])) as [
-          SessionEntry | undefined,
-          boolean | undefined,
-        ];
-        if (revoked === true) return undefined;
-        entry = stored;
-        reachable = true;
-      } catch {
-        // No cache now: the database answers, and nothing is written back.
-      }
-      const remembered = entry && { userId: entry.userId, expiresAt: entry.expiresAt };
-      if (entry && timing.isFresh(entry.storedAt)) return remembered;
-
-      let session: Session | undefined;
-      try {
-        session = await load();
-      } catch (error) {
-        // stale-if-error: not revoked (the marker was read with it), and expiry is checked by the caller.
-        if (remembered && isUnavailable(error)) return remembered;
-        throw error;
-      }
-      const now = Date.now();
-      if (session && reachable && session.expiresAt > now && timing.mayWriteBack(consultedAt)) {
-        const ttlMs = Math.min(timing.keepMs, session.expiresAt - now);
-        await store.write(sessionKey(tokenHash), { ...session, storedAt: now }, ttlMs).catch(() => undefined);
-      }
-      return session;
+      const { value } = await readThrough<Session | undefined>(
+        {
+          async lookup() {
+            const [stored, revoked] = (await store.read([sessionKey(tokenHash), revokedKey(tokenHash)])) as [
+              SessionEntry | undefined,
+              boolean | undefined,
+            ];
+            if (revoked === true) return { value: undefined, storedAt: Date.now() };
+            // Expiry is checked by the caller, also for a stale entry.
+            return (
+              stored && {
+                value: { userId: stored.userId, expiresAt: stored.expiresAt },
+                storedAt: stored.storedAt,
+              }
+            );
+          },
+          load,
+          async writeBack(session) {
+            const now = Date.now();
+            if (!session || session.expiresAt <= now) return;
+            const ttlMs = Math.min(timing.keepMs, session.expiresAt - now);
+            await store.write(sessionKey(tokenHash), { ...session, storedAt: now }, ttlMs);
+          },
+        },
+        policy,
+      );
+      return value;
     },
 
     async revoke(tokenHash) {

@@ -1,33 +1,42 @@
-import type { AppModule, Extensions, ModuleContext } from '../types.js';
+import type { Middleware } from 'koa';
+import type { Knex } from '../../infra/db.js';
+import type { HistoryCache } from '../messages/index.js';
+import type { AppModule, ModuleContext } from '../types.js';
 import { ChatsRepository } from './repository.js';
 import { chatsRoutes } from './routes.js';
-import type { Knex } from '../../infra/db.js';
-import { ChatsService } from './service.js';
+import { ChatsService, type MembershipCache } from './service.js';
 
 export type { ChatsService };
 export type { MembershipCache } from './service.js';
 
 /**
- * The membership rule, for modules that show a chat's content (messages, search); with the cache
- * module's extensions, memberships are remembered and joins make cached history stale.
+ * The membership rule, for the modules that show a chat's content (messages, search). With the
+ * cache module, memberships are remembered and a join makes the chat's cached history stale
+ * (display names show in it).
  */
-export function createChatsService(knex: Knex, extensions: Partial<Extensions> = {}): ChatsService {
-  const history = extensions.historyCache;
+export function createChatsService(
+  knex: Knex,
+  caches: { memberships?: MembershipCache; history?: HistoryCache } = {},
+): ChatsService {
+  const { history } = caches;
   return new ChatsService(new ChatsRepository(knex), {
-    memberships: extensions.membershipCache,
+    memberships: caches.memberships,
     joined: history && ((chatId) => history.invalidate(chatId)),
   });
 }
 
-/** Chats and their members. Exports the membership rule the messages and search modules apply. */
-export function chatsModule({ config, db, extensions }: ModuleContext): AppModule {
-  const service = createChatsService(db.knex, extensions);
+/** Chats and their members. */
+export function chatsModule(
+  { config, rules }: ModuleContext,
+  deps: { chats: ChatsService; authenticate: Middleware },
+): AppModule {
   return {
     name: 'chats',
     routes: (router) =>
-      chatsRoutes(router, service, {
+      chatsRoutes(router, deps.chats, {
         maxBodyBytes: config.maxBodyBytes,
-        authenticate: extensions.authenticate,
+        rules,
+        authenticate: deps.authenticate,
       }),
   };
 }

@@ -3,7 +3,6 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { koaSwagger } from 'koa2-swagger-ui';
 import { notFound } from '../../errors.js';
-import { projectRoot } from '../../infra/paths.js';
 import type { AppModule } from '../types.js';
 
 const require = createRequire(import.meta.url);
@@ -18,9 +17,8 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   },
 };
 
-/** Swagger UI at /docs and the raw OpenAPI contract at /swagger.yml. */
-export function docsModule(): AppModule {
-  const spec = fs.readFileSync(path.join(projectRoot(), 'swagger.yml'), 'utf8');
+/** Swagger UI at /docs and the raw OpenAPI contract (the text of swagger.yml) at /swagger.yml. */
+export function docsModule(spec: string): AppModule {
   const assetsDir = path.dirname(require.resolve('swagger-ui-dist/package.json'));
   const ui = koaSwagger({
     title: 'Messenger API',

@@ -1,12 +1,12 @@
 import type { Middleware } from 'koa';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram } from 'prom-client';
 import { serviceUnavailable } from '../../errors.js';
+import { toAppError } from '../../http/middleware.js';
 import type { AppModule, ModuleContext } from '../types.js';
 
 /** Liveness (`/ping`, never touches the database), readiness (`/ping_db`) and Prometheus `/metrics`. */
-export function healthModule({ db }: ModuleContext): AppModule {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+export function healthModule({ db, metrics }: ModuleContext): AppModule {
+  const { registry } = metrics;
   const requests = new Counter({
     name: 'http_requests_total',
     help: 'HTTP requests by method, route and status',
@@ -23,20 +23,27 @@ export function healthModule({ db }: ModuleContext): AppModule {
 
   const measure: Middleware = async (ctx, next) => {
     const end = duration.startTimer();
+    // A thrown error has no status yet (the error middleware, outside this one, sets it): label the
+    // status it will answer.
+    let status: number | undefined;
     try {
       await next();
+    } catch (error) {
+      status = toAppError(error, (e) => db.isUnavailable(e)).status;
+      throw error;
     } finally {
       // The matched route pattern, never the raw path: ids would make the label set unbounded.
       const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
       const labels = { method: ctx.method, route: typeof route === 'string' ? route : 'unmatched' };
       end(labels);
-      requests.inc({ ...labels, status: String(ctx.status) });
+      requests.inc({ ...labels, status: String(status ?? ctx.status) });
     }
   };
 
   return {
     name: 'health',
     middleware: [measure],
+    dependencies: [db.monitor],
     routes(router) {
       router.get('/ping', (ctx) => {
         ctx.body = { status: 'ok' };

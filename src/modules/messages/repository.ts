@@ -1,12 +1,13 @@
 import type { Knex } from '../../infra/db.js';
 
+/** A message as history shows it, in the code's names. */
 export interface HistoryRow {
   seq: string;
-  message_id: string;
-  user_id: string;
-  user_name: string;
+  messageId: string;
+  memberId: string;
+  memberName: string;
   text: string;
-  created_at: Date;
+  createdAt: Date;
 }
 
 // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
@@ -18,7 +19,8 @@ export const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id =
        RETURNING id`;
 
 /** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
-export const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS message_id, m.member_id AS user_id, mb.name AS user_name, m.text, m.created_at
+export const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
+              m.text, m.created_at AS "createdAt"
        FROM messages m JOIN members mb ON mb.id = m.member_id
        WHERE m.chat_id = ? AND m.seq > ?
        ORDER BY m.seq

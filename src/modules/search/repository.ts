@@ -1,5 +1,4 @@
 import type { Knex } from '../../infra/db.js';
-import type { SearchHit } from '../../infra/results.js';
 
 export interface SearchFilter {
   query: string;
@@ -11,6 +10,19 @@ export interface SearchFilter {
   before?: Date;
 }
 
+/** A message found, with ts_headline's fragments. */
+export interface FoundMessage {
+  messageId: string;
+  chatId: string;
+  memberId: string;
+  text: string;
+  createdAt: Date;
+  /** Fragments joined by HEADLINE_DELIMITER, matches inside <mark>. */
+  headline: string;
+}
+
+export const HEADLINE_DELIMITER = ' … ';
+
 const QUERY_CANCELED = '57014';
 
 export function isTimeout(error: unknown): boolean {
@@ -18,7 +30,7 @@ export function isTimeout(error: unknown): boolean {
 }
 
 /**
- * One full-text query, newest first, restricted to the caller's chats inside the SQL. Highlights are
+ * One full-text query, newest first, restricted to the caller's chats inside the SQL. Headlines are
  * computed only for the rows kept. Exported for the benchmark's straight-through-pg ceiling.
  */
 export const SEARCH_SQL = `WITH q AS (SELECT websearch_to_tsquery('russian', :query) AS query),
@@ -37,9 +49,10 @@ export const SEARCH_SQL = `WITH q AS (SELECT websearch_to_tsquery('russian', :qu
            ORDER BY m.seq DESC
            LIMIT :limit
          )
-         SELECT hits.id AS message_id, hits.chat_id, hits.member_id AS user_id, hits.text, hits.created_at,
+         SELECT hits.id AS "messageId", hits.chat_id AS "chatId", hits.member_id AS "memberId", hits.text,
+                hits.created_at AS "createdAt",
                 ts_headline('russian', hits.text, q.query,
-                  'StartSel=<mark>, StopSel=</mark>, MaxFragments=3, MaxWords=12, MinWords=4, FragmentDelimiter=" … "')
+                  'StartSel=<mark>, StopSel=</mark>, MaxFragments=3, MaxWords=12, MinWords=4, FragmentDelimiter="${HEADLINE_DELIMITER}"')
                   AS headline
          FROM hits, q
          ORDER BY hits.seq DESC`;
@@ -48,10 +61,8 @@ export class SearchRepository {
   constructor(private readonly knex: Knex) {}
 
   /** The statement timeout of the search jobs' own connections (SEARCH_TIMEOUT_MS) bounds it. */
-  async search(filter: SearchFilter, maxResults: number): Promise<SearchHit[]> {
-    const { rows } = await this.knex.raw<{
-      rows: (Omit<SearchHit, 'created_at' | 'highlights'> & { created_at: Date; headline: string })[];
-    }>(SEARCH_SQL, {
+  async search(filter: SearchFilter, maxResults: number): Promise<FoundMessage[]> {
+    const { rows } = await this.knex.raw<{ rows: FoundMessage[] }>(SEARCH_SQL, {
       query: filter.query,
       userId: filter.userId,
       chatId: filter.chatId ?? null,
@@ -60,17 +71,6 @@ export class SearchRepository {
       before: filter.before?.toISOString() ?? null,
       limit: maxResults,
     });
-    return rows.map(({ headline, created_at, ...row }) => {
-      const fragments = headline.split(' … ');
-      const marked = fragments.filter((fragment) => fragment.includes('<mark>'));
-      return {
-        text: row.text,
-        chat_id: row.chat_id,
-        message_id: row.message_id,
-        user_id: row.user_id,
-        created_at: new Date(created_at).toISOString(),
-        highlights: marked.length ? marked : fragments,
-      };
-    });
+    return rows;
   }
 }

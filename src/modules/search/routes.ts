@@ -3,46 +3,51 @@ import type { Middleware } from 'koa';
 import { jsonBody } from '../../http/body.js';
 import { callerOf } from '../../http/caller.js';
 import { userNotFound } from '../../errors.js';
-import { cursorParam, int, optional, parse, text, time } from '../../http/validate.js';
+import type { RequestRules } from '../../http/validate.js';
 import { isUuid } from '../../ids.js';
+import { presentHit, presentTaskStatus } from './present.js';
 import type { SearchService } from './service.js';
+
+interface SearchBody {
+  message: string;
+  chat_id?: string;
+  from_user_id?: string;
+  after?: string;
+  before?: string;
+}
 
 export function searchRoutes(
   router: Router,
   service: SearchService,
-  options: { maxBodyBytes: number; authenticate: Middleware },
+  options: { maxBodyBytes: number; rules: RequestRules; authenticate: Middleware },
 ): void {
+  const { rules } = options;
   const body = jsonBody(options.maxBodyBytes);
 
   router.post('/v1/chats/search', options.authenticate, body, async (ctx) => {
-    const input = parse(ctx.request.body, {
-      message: text(4, 1000),
-      chat_id: optional(text(1, 255)),
-      from_user_id: optional(text(1, 255)),
-      after: optional(time()),
-      before: optional(time()),
-    });
+    const input = rules.body('createSearch', ctx.request.body) as SearchBody;
     if (input.from_user_id !== undefined && !isUuid(input.from_user_id)) throw userNotFound();
     const taskId = await service.create(callerOf(ctx), {
       query: input.message,
       chatId: input.chat_id,
       memberId: input.from_user_id,
-      after: input.after,
-      before: input.before,
+      after: input.after === undefined ? undefined : new Date(input.after),
+      before: input.before === undefined ? undefined : new Date(input.before),
     });
     ctx.status = 201;
     ctx.body = { task_id: taskId };
   });
 
   router.get('/v1/chats/search/status/:task_id', options.authenticate, async (ctx) => {
-    const { status, error, total } = await service.task(callerOf(ctx), ctx.params.task_id!);
-    ctx.body =
-      status === 'FAILED' ? { status, error } : status === 'SUCCESS' ? { status, total } : { status };
+    ctx.body = presentTaskStatus(await service.task(callerOf(ctx), ctx.params.task_id!));
   });
 
   router.get('/v1/chats/search/:task_id/messages', options.authenticate, async (ctx) => {
-    const { limit } = parse(ctx.query, { limit: int(1, 1000) });
-    const from = cursorParam(ctx.query.from);
-    ctx.body = await service.page(callerOf(ctx), ctx.params.task_id!, limit, from);
+    const { limit, from } = rules.query('getSearchResults', ctx.query) as { limit: number; from?: string };
+    const page = await service.page(callerOf(ctx), ctx.params.task_id!, limit, from);
+    ctx.body = {
+      messages: page.hits.map(presentHit),
+      ...(page.next === undefined ? {} : { next: { iterator: page.next } }),
+    };
   });
 }

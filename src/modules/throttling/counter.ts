@@ -3,6 +3,7 @@ import RedisLimiter from 'koa-ratelimit/limiter/redis.js';
 import { ExpiringMap } from '../../infra/cache.js';
 import { Breaker } from '../../infra/breaker.js';
 import type { Logger } from '../../infra/logger.js';
+import type { DependencyMonitor } from '../../infra/monitor.js';
 import { connectRedis, type RedisConnection } from '../../infra/redis.js';
 
 /** A budget: at most `max` requests per key in `windowMs`. */
@@ -26,6 +27,8 @@ export interface Verdict {
 export interface RateCounter {
   /** Counts one request for `key`; undefined when the store cannot answer now (fail open). */
   take(policy: Policy, key: string): Promise<Verdict | undefined>;
+  /** Redis's reachability, when the counts live there. */
+  readonly monitor?: DependencyMonitor;
   /** Forgets `key`'s count. */
   clear(policy: Policy, key: string): Promise<void>;
   close(): Promise<void>;
@@ -76,8 +79,10 @@ export class MemoryCounter implements RateCounter {
 /** The Redis driver keeps a sliding window per key, shared by every instance. */
 class RedisCounter implements RateCounter {
   private readonly breaker: Breaker;
+  readonly monitor: DependencyMonitor;
 
   constructor(private readonly redis: RedisConnection) {
+    this.monitor = redis.monitor;
     this.breaker = new Breaker(redis.monitor);
   }
 

@@ -1,0 +1,56 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Whether a backend answers now (a DependencyMonitor is one). */
+export interface Reachability {
+  readonly name: string;
+  readonly isDown: boolean;
+}
+
+/**
+ * One Prometheus registry per app (tests build several apps in one process), with the counters
+ * modules report to. The health module serves it at /metrics.
+ */
+export interface Metrics {
+  registry: Registry;
+  /** Reads through a cache by result: HIT, MISS or STALE. */
+  cacheReads: Counter<'cache' | 'result'>;
+  /** Search jobs run by this process, by outcome: success, timeout, database-unavailable, ... */
+  searchJobs: Counter<'outcome'>;
+  /** Reports `messenger_dependency_up` for each backend `list()` names, read at scrape time. */
+  watchDependencies(list: () => Reachability[]): void;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  let dependencies: () => Reachability[] = () => [];
+  new Gauge({
+    name: 'messenger_dependency_up',
+    help: 'Whether a backend (database, cache, rate limits, search results, message broker) is reachable: 1 or 0',
+    labelNames: ['dependency'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const dependency of dependencies())
+        this.set({ dependency: dependency.name }, dependency.isDown ? 0 : 1);
+    },
+  });
+  return {
+    registry,
+    cacheReads: new Counter({
+      name: 'messenger_cache_reads_total',
+      help: 'Reads through the cache by cache (history, sessions) and result (HIT, MISS, STALE)',
+      labelNames: ['cache', 'result'] as const,
+      registers: [registry],
+    }),
+    searchJobs: new Counter({
+      name: 'messenger_search_jobs_total',
+      help: 'Search jobs run by this process by outcome (success, timeout, database-unavailable, internal-error)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    watchDependencies(list) {
+      dependencies = list;
+    },
+  };
+}

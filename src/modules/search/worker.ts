@@ -1,0 +1,112 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config } from '../../config.js';
+import { createDatabase, type Database } from '../../infra/db.js';
+import type { Logger } from '../../infra/logger.js';
+import type { Metrics } from '../../infra/metrics.js';
+import type { ResultStore } from '../../infra/results.js';
+import { TimeoutError, withTimeout } from '../../infra/timeout.js';
+import type { SearchHit, SearchJob } from './model.js';
+import {
+  HEADLINE_DELIMITER,
+  isTimeout,
+  SearchRepository,
+  type FoundMessage,
+  type SearchFilter,
+} from './repository.js';
+
+/** How much later than the database's own statement timeout the worker gives up by itself. */
+const DEADLINE_GRACE_MS = 250;
+
+/** First retry delay while the database is unreachable; it doubles on each attempt. */
+const RETRY_DELAY_MS = 500;
+
+/**
+ * The statement timeout bounds the query on Postgres. PGlite ignores statement_timeout and runs a
+ * query on this thread (no timer fires meanwhile), so a result that arrives too late counts as a
+ * timeout too: either way a job never succeeds past its deadline.
+ */
+async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  const started = performance.now();
+  const result = await withTimeout(work, ms);
+  if (performance.now() - started > ms) throw new TimeoutError(`result after ${ms} ms`);
+  return result;
+}
+
+/** The fragments that hold a match; all of them when none does (a match only in a stem form). */
+function hitOf({ headline, createdAt, ...message }: FoundMessage): SearchHit {
+  const fragments = headline.split(HEADLINE_DELIMITER);
+  const marked = fragments.filter((fragment) => fragment.includes('<mark>'));
+  return {
+    ...message,
+    createdAt: new Date(createdAt).toISOString(),
+    highlights: marked.length ? marked : fragments,
+  };
+}
+
+/** A database connection for search jobs: its query bound follows SEARCH_TIMEOUT_MS. */
+export function createSearchDatabase(config: Config, logger: Logger): Promise<Database> {
+  return createDatabase(config, logger, {
+    queryTimeoutMs: config.search.timeoutMs + 1000,
+    statementTimeoutMs: config.search.timeoutMs,
+    poolMax: Math.min(config.search.prefetch, config.db.poolMax),
+    name: 'database (search jobs)',
+  });
+}
+
+/**
+ * Runs one search job (the consumer role, or the API itself without a broker). Idempotent: a
+ * redelivered job recomputes and replaces the same results; a job whose task is finished or gone is
+ * skipped. Throws only for failures worth a redelivery (the result store being away, or an
+ * unexpected error).
+ */
+export function createSearchWorker(
+  config: Config,
+  db: Database,
+  results: ResultStore<SearchHit>,
+  logger: Logger,
+  metrics?: Metrics,
+): (job: SearchJob) => Promise<void> {
+  const repository = new SearchRepository(db.knex);
+  const { maxResults, timeoutMs, maxAttempts } = config.search;
+
+  /** The hits, or why there are none; only the database is retried here. */
+  async function run(filter: SearchFilter): Promise<SearchHit[] | { error: string }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const found = await withDeadline(
+          repository.search(filter, maxResults),
+          timeoutMs + DEADLINE_GRACE_MS,
+        );
+        return found.map(hitOf);
+      } catch (error) {
+        if (isTimeout(error) || error instanceof TimeoutError) return { error: 'timeout' };
+        if (!db.isUnavailable(error)) throw error;
+        if (attempt >= maxAttempts) return { error: 'database-unavailable' };
+        await sleep(RETRY_DELAY_MS * 2 ** (attempt - 1));
+      }
+    }
+  }
+
+  return async (job) => {
+    if (!(await results.start(job.taskId))) return;
+    let outcome: SearchHit[] | { error: string };
+    try {
+      outcome = await run({
+        query: job.query,
+        userId: job.userId,
+        chatId: job.chatId,
+        memberId: job.memberId,
+        after: job.after ? new Date(job.after) : undefined,
+        before: job.before ? new Date(job.before) : undefined,
+      });
+    } catch (error) {
+      logger.error({ err: error, taskId: job.taskId }, 'search job failed');
+      metrics?.searchJobs.inc({ outcome: 'internal-error' });
+      await results.fail(job.taskId, 'internal-error');
+      throw error;
+    }
+    if (Array.isArray(outcome)) await results.succeed(job.taskId, outcome);
+    else await results.fail(job.taskId, outcome.error);
+    metrics?.searchJobs.inc({ outcome: Array.isArray(outcome) ? 'success' : outcome.error });
+  };
+}
