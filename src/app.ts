@@ -74,14 +74,18 @@ async function buildModules(context: ModuleContext, spec: string): Promise<AppMo
   const { authenticate, identify } = auth?.authentication ?? noAuthentication;
   const throttling = on('throttling') ? add(throttlingModule(context, identify)) : undefined;
   if (auth) add(authModule(context, auth, throttling?.loginGuard));
-  const chats = createChatsService(context.db.knex, caches ?? {});
+  const history = caches?.history;
+  const chats = createChatsService(context.db.knex, {
+    memberships: caches?.memberships,
+    joined: history && ((chatId) => history.invalidate(chatId)),
+  });
   if (on('chats')) add(chatsModule(context, { chats, authenticate }));
   if (on('messages')) {
     add(
       messagesModule(context, {
         chats,
         authenticate,
-        history: caches?.history,
+        history,
         sendLimit: throttling?.sendLimit,
       }),
     );

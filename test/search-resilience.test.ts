@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { startConsumer, type Consumer } from '../src/consumer.js';
 import { createLogger } from '../src/infra/logger.js';
-import { startApp, type TestApp } from './support/app.js';
+import { startApp, type TestApp, seedSql } from './support/app.js';
 import { createChat, join, registerAndLogin, send, unique, type User } from './support/fixtures.js';
 import { profile } from './support/profile.js';
 import {
@@ -93,7 +93,8 @@ if (profile.services && process.env.AMQP_URL && process.env.REDIS_URL) {
         const memberId = await join(app.api, user, chatId);
         // One bulk INSERT: nine in ten messages hold the searched words, the rest only the tag.
         const started = performance.now();
-        await app.service.db.knex.raw(
+        await seedSql(
+          app,
           `INSERT INTO messages (chat_id, member_id, text, created_at)
            SELECT :chatId, :memberId,
                   CASE WHEN g % 10 = 0 THEN :tag || ' haystack only, message ' || g
@@ -167,7 +168,7 @@ if (profile.services && process.env.AMQP_URL && process.env.REDIS_URL) {
 
         assert.equal(await redis.llen(hitsKey(taskId)), expected);
         const hits = await storedHits(redis, taskId);
-        assert.equal(new Set(hits.map((hit) => hit.message_id)).size, expected, 'duplicate results');
+        assert.equal(new Set(hits.map((hit) => hit.messageId)).size, expected, 'duplicate results');
         assert.equal(await broker.depth(queue), 0);
         assert.equal(await broker.depth(`${queue}.dead`), 0);
 
@@ -521,7 +522,7 @@ if (profile.services && process.env.AMQP_URL && process.env.REDIS_URL) {
           assert.deepEqual(await finished(app, user, taskId), { status: 'SUCCESS', total: 3 });
           await eventually(async () => (await broker.depth(queue)) === 0);
           assert.equal(await redis.llen(hitsKey(taskId)), 3);
-          assert.equal(new Set((await storedHits(redis, taskId)).map((hit) => hit.message_id)).size, 3);
+          assert.equal(new Set((await storedHits(redis, taskId)).map((hit) => hit.messageId)).size, 3);
 
           // A late redelivery of a finished task is acked without touching it (its expiry is not renewed).
           const ttlBefore = await redis.pttl(taskKey(taskId));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sharedApp, startApp, type TestApp } from './support/app.js';
+import { sharedApp, startApp, type TestApp, seedSql } from './support/app.js';
 import {
   badParameters,
   createChat,
@@ -275,7 +275,8 @@ describe('search limits and lifecycle', () => {
     const chat = await createChat(app.api, user);
     const member = await join(app.api, user, chat);
     // Highlighting 30,000 matches takes far longer than 10 ms (and than the worker's grace after it).
-    await app.service.db.knex.raw(
+    await seedSql(
+      app,
       `INSERT INTO messages (chat_id, member_id, text)
        SELECT ?, ?, 'slow searching needs many matching words, number ' || g FROM generate_series(1, 30000) g`,
       [chat, member],

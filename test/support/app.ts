@@ -1,3 +1,4 @@
+import knex from 'knex';
 import supertest from 'supertest';
 import type { Test } from 'supertest';
 import { createService, type Service } from '../../src/app.js';
@@ -90,4 +91,21 @@ export function sharedApp(): Promise<TestApp> {
 export async function closeSharedApp(): Promise<void> {
   if (shared) await (await shared).close();
   shared = undefined;
+}
+
+/**
+ * Runs a large seeding statement. On Postgres it gets a connection of its own without the API's short
+ * query timeout: on a busy machine a bulk INSERT of tens of thousands of rows can outlast it.
+ */
+export async function seedSql(app: TestApp, sql: string, bindings: Record<string, unknown> | unknown[]) {
+  if (app.service.db.kind === 'embedded') {
+    await app.service.db.knex.raw(sql, bindings as never);
+    return;
+  }
+  const seeding = knex({ client: 'pg', connection: profile.env.DATABASE_URL, pool: { min: 0, max: 1 } });
+  try {
+    await seeding.raw(sql, bindings as never);
+  } finally {
+    await seeding.destroy();
+  }
 }

@@ -66,9 +66,9 @@ export const taskKey = (taskId: string) => `search:task:${taskId}`;
 export const hitsKey = (taskId: string) => `search:hits:${taskId}`;
 
 /** The stored results of a task, as Redis holds them (every row, in order). */
-export async function storedHits(redis: Redis, taskId: string): Promise<{ message_id: string }[]> {
+export async function storedHits(redis: Redis, taskId: string): Promise<{ messageId: string }[]> {
   const rows = await redis.lrange(hitsKey(taskId), 0, -1);
-  return rows.map((row) => JSON.parse(row) as { message_id: string });
+  return rows.map((row) => JSON.parse(row) as { messageId: string });
 }
 
 /** Direct access to the broker with amqplib, around the app's own adapter. */

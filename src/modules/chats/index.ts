@@ -1,28 +1,20 @@
 import type { Middleware } from 'koa';
 import type { Knex } from '../../infra/db.js';
-import type { HistoryCache } from '../messages/index.js';
 import type { AppModule, ModuleContext } from '../types.js';
 import { ChatsRepository } from './repository.js';
 import { chatsRoutes } from './routes.js';
-import { ChatsService, type MembershipCache } from './service.js';
+import { ChatsService, type ChatsOptions } from './service.js';
 
 export type { ChatsService };
 export type { MembershipCache } from './service.js';
 
 /**
  * The membership rule, for the modules that show a chat's content (messages, search). With the
- * cache module, memberships are remembered and a join makes the chat's cached history stale
- * (display names show in it).
+ * cache module, memberships are remembered; `joined` hears of every join (display names show in
+ * cached history, which goes stale then).
  */
-export function createChatsService(
-  knex: Knex,
-  caches: { memberships?: MembershipCache; history?: HistoryCache } = {},
-): ChatsService {
-  const { history } = caches;
-  return new ChatsService(new ChatsRepository(knex), {
-    memberships: caches.memberships,
-    joined: history && ((chatId) => history.invalidate(chatId)),
-  });
+export function createChatsService(knex: Knex, options: ChatsOptions = {}): ChatsService {
+  return new ChatsService(new ChatsRepository(knex), options);
 }
 
 /** Chats and their members. */
