@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import net from 'node:net';
 import { createService } from './app.js';
 import { startConsumer } from './consumer.js';
 import { ConfigError, loadConfig } from './config.js';
@@ -7,7 +9,20 @@ import { withTimeout } from './infra/timeout.js';
 
 type Role = 'api' | 'consumer' | 'migrate';
 
+/** A `.env` in the working directory fills in settings the environment does not have (real variables win). */
+function loadDotEnv(): boolean {
+  if (!fs.existsSync('.env')) return false;
+  try {
+    process.loadEnvFile('.env');
+  } catch (error) {
+    process.stderr.write(`configuration error: cannot read .env: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+  return true;
+}
+
 async function main(role: string | undefined): Promise<void> {
+  const dotEnv = loadDotEnv();
   let config;
   try {
     config = loadConfig();
@@ -18,7 +33,8 @@ async function main(role: string | undefined): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, config.logFormat);
+  if (dotEnv) logger.info({ file: '.env' }, 'settings read from .env (the environment wins)');
 
   switch (role as Role) {
     case 'migrate': {
@@ -40,8 +56,23 @@ async function main(role: string | undefined): Promise<void> {
       return;
     }
     case 'api': {
+      // Checked before the database is opened, so a taken port costs one line, not a start-up.
+      const taken = listenFailure(await tryListen(config.host, config.port), config.host, config.port);
+      if (taken) {
+        process.stderr.write(`${taken}\n`);
+        process.exit(1);
+      }
       const service = await createService(config, logger);
-      const server = await service.listen();
+      let server;
+      try {
+        server = await service.listen();
+      } catch (error) {
+        const reason = listenFailure(error, config.host, config.port);
+        if (!reason) throw error;
+        await withTimeout(service.close(), config.shutdownTimeoutMs + 5000).catch(() => undefined);
+        process.stderr.write(`${reason}\n`);
+        process.exit(1);
+      }
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : config.port;
       logger.info(
@@ -55,6 +86,25 @@ async function main(role: string | undefined): Promise<void> {
       process.stderr.write(`usage: main.js <api|consumer|migrate>, got "${role ?? ''}"\n`);
       process.exit(2);
   }
+}
+
+/** The error binding host:port gives right now, if any (the port is released again at once). */
+function tryListen(host: string, port: number): Promise<unknown> {
+  if (port === 0) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', resolve);
+    probe.listen(port, host, () => probe.close(() => resolve(undefined)));
+  });
+}
+
+/** One line for the listen errors a user causes and fixes by a setting; undefined for the rest. */
+function listenFailure(error: unknown, host: string, port: number): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE') return `PORT ${port} is in use`;
+  if (code === 'EACCES') return `PORT ${port} needs privileges this process does not have (pick a port above 1023)`;
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') return `HOST ${host} is not an address of this machine`;
+  return undefined;
 }
 
 /** SIGTERM or SIGINT: stop gracefully once, exit 0 (1 if stopping failed). */
