@@ -26,14 +26,15 @@ async function walkthrough(args: string[], env: Record<string, string> = {}) {
 describe('README walk-through', function () {
   this.timeout(90_000);
   const queue = freshQueueName();
-  let app: SpawnedApi;
+  let app: SpawnedApi | undefined;
   let consumer: Launched | undefined;
 
   before(async () => {
     // The same process `make dev` runs; with a broker, searches need a consumer as in production.
-    app = await spawnApi({ SEARCH_QUEUE: queue });
+    const started = await spawnApi({ SEARCH_QUEUE: queue });
+    app = started;
     // Until the schema is in place /v1 answers 503 by design; a user reads the log line first too.
-    await app.waitForLog(
+    await started.waitForLog(
       (line) => line.msg === 'database migrated' || line.msg === 'database schema up to date',
       30_000,
     );
@@ -77,7 +78,7 @@ describe('README walk-through', function () {
   });
 
   it('when the walk-through runs top to bottom against a fresh API, then every step succeeds and the session ends logged out', async () => {
-    const { stdout } = await walkthrough([], { API: app.url });
+    const { stdout } = await walkthrough([], { API: app!.url });
     const lines = stdout.trim().split('\n');
     assert.ok(lines.includes('{"status":"SUCCESS","total":1}'), stdout);
     assert.ok(lines.includes('{"status":"ok"}'), stdout);
@@ -88,7 +89,7 @@ describe('README walk-through', function () {
 
   it('when a step fails, then the walk-through stops there with the HTTP error instead of going on', async () => {
     // A wrong base address: the first call answers 404.
-    await assert.rejects(walkthrough([], { API: `${app.url}/no-such-prefix` }), (error: Error) => {
+    await assert.rejects(walkthrough([], { API: `${app!.url}/no-such-prefix` }), (error: Error) => {
       assert.match(error.message, /returned error: 404/);
       assert.doesNotMatch(error.message, /"user_id"|SUCCESS/);
       return true;

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import tty from 'node:tty';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import type { LogFormat } from '../config.js';
 
@@ -29,7 +30,7 @@ export function createLogger(level: string, format: LogFormat = 'json'): Logger 
       censor: '[redacted]',
     },
   };
-  const wantsPretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+  const wantsPretty = format === 'pretty' || (format === 'auto' && tty.isatty(1));
   const stream = wantsPretty ? prettyStream(format === 'pretty') : undefined;
   return stream ? pino(options, stream) : pino(options);
 }
@@ -51,7 +52,7 @@ function prettyStream(explicit: boolean): DestinationStream | undefined {
     return undefined;
   }
   return pretty({
-    colorize: process.stdout.isTTY === true,
+    colorize: tty.isatty(1),
     translateTime: 'SYS:HH:MM:ss.l',
     ignore: 'pid,hostname,service',
     // Synchronous, like pino's own stdout: the last lines before process.exit are not lost.
