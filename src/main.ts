@@ -102,8 +102,10 @@ function tryListen(host: string, port: number): Promise<unknown> {
 function listenFailure(error: unknown, host: string, port: number): string | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EADDRINUSE') return `PORT ${port} is in use`;
-  if (code === 'EACCES') return `PORT ${port} needs privileges this process does not have (pick a port above 1023)`;
-  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') return `HOST ${host} is not an address of this machine`;
+  if (code === 'EACCES')
+    return `PORT ${port} needs privileges this process does not have (pick a port above 1023)`;
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+    return `HOST ${host} is not an address of this machine`;
   return undefined;
 }
 
