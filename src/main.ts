@@ -9,20 +9,29 @@ import { withTimeout } from './infra/timeout.js';
 
 type Role = 'api' | 'consumer' | 'migrate';
 
-/** A `.env` in the working directory fills in settings the environment does not have (real variables win). */
-function loadDotEnv(): boolean {
-  if (!fs.existsSync('.env')) return false;
+/**
+ * Settings from a file fill in what the environment does not set (real variables win): `ENV_FILE`
+ * names it, by default `.env` in the working directory when there is one; `ENV_FILE=none` reads none.
+ * Returns the file read, if any.
+ */
+function loadEnvFile(): string | undefined {
+  const named = process.env.ENV_FILE?.trim();
+  if (named === 'none') return undefined;
+  const file = named || '.env';
+  if (!named && !fs.existsSync(file)) return undefined;
   try {
-    process.loadEnvFile('.env');
+    process.loadEnvFile(file);
   } catch (error) {
-    process.stderr.write(`configuration error: cannot read .env: ${(error as Error).message}\n`);
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    process.stderr.write(`configuration error: ENV_FILE ${file}: ${reason}\n`);
     process.exit(1);
   }
-  return true;
+  return file;
 }
 
 async function main(role: string | undefined): Promise<void> {
-  const dotEnv = loadDotEnv();
+  const envFile = loadEnvFile();
   let config;
   try {
     config = loadConfig();
@@ -34,7 +43,7 @@ async function main(role: string | undefined): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel, config.logFormat);
-  if (dotEnv) logger.info({ file: '.env' }, 'settings read from .env (the environment wins)');
+  if (envFile) logger.info({ file: envFile }, 'settings read from a file (the environment wins)');
 
   switch (role as Role) {
     case 'migrate': {

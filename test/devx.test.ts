@@ -62,7 +62,8 @@ function watch(child: ChildProcess): { output: () => string; kill: () => Promise
 }
 
 describe('developer experience', function () {
-  this.timeout(60_000);
+  // Each test starts a real process: slow on a loaded machine, so the waits are generous.
+  this.timeout(120_000);
   afterEach(() => killLeftovers());
 
   describe('a port already in use', () => {
@@ -159,7 +160,7 @@ describe('developer experience', function () {
       const tsx = pathToFileURL(createRequire(path.join(root, 'package.json')).resolve('tsx')).href;
       const child = spawn(process.execPath, ['--import', tsx, path.join(root, 'src/main.ts'), 'api'], {
         cwd: dir,
-        env: childEnv({ PORT: '0' }),
+        env: childEnv({ PORT: '0', ENV_FILE: undefined }),
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       });
@@ -171,13 +172,26 @@ describe('developer experience', function () {
           .split('\n')
           .filter((line) => line.startsWith('{'))
           .map((line) => JSON.parse(line) as LogLine);
-        assert.ok(logs.some((line) => line.msg === 'settings read from .env (the environment wins)'));
+        assert.ok(
+          logs.some(
+            (line) => line.msg === 'settings read from a file (the environment wins)' && line.file === '.env',
+          ),
+        );
         const listening = logs.find(isListening)!;
         assert.deepEqual(listening.modules, ['health']);
         assert.notEqual(listening.port, 1);
       } finally {
         await app.kill();
       }
+    });
+  });
+
+  describe('ENV_FILE', () => {
+    it('when ENV_FILE names a file that does not exist, then the process stops with one line naming it', async () => {
+      const missing = path.join(os.tmpdir(), `messenger-no-such-${process.pid}.env`);
+      const result = await runToExit({ ENV_FILE: missing });
+      assert.equal(result.code, 1);
+      assert.equal(result.stderr, `configuration error: ENV_FILE ${missing}: no such file\n`);
     });
   });
 
