@@ -15,8 +15,10 @@ EMBEDDED := env -u DATABASE_URL -u POSTGRES_HOSTS -u POSTGRES_HOST -u REDIS_URL 
 
 .PHONY: help install build dev start consumer migrate test test-services bench lint format clean prod prod-down check-delivery
 
-help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+help: ## List the targets (coloured on a terminal, plain text when piped or with NO_COLOR)
+	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
+	grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*?## "}; {printf "  %s%-16s%s %s\n", on, $$1, off, $$2}'
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -22,6 +22,8 @@ export interface Config {
   port: number;
   host: string;
   logLevel: string;
+  /** `auto`: human-readable when stdout is a terminal, JSON lines otherwise. */
+  logFormat: LogFormat;
   apps: ModuleName[];
   authDisabled: boolean;
   trustProxy: boolean;
@@ -54,6 +56,9 @@ export interface Config {
   };
 }
 
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 /** A bad setting: the process prints this one line and stops. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -83,6 +88,15 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
   if (['true', '1', 'yes', 'on'].includes(raw)) return true;
   if (['false', '0', 'no', 'off'].includes(raw)) return false;
   throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, choices: readonly T[], fallback: T): T {
+  const raw = present(env, name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name} must be one of ${choices.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
 }
 
 function url(env: Env, name: string, protocols: string[]): string | undefined {
@@ -146,6 +160,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: integer(env, 'PORT', 8080, 0, 65535),
     host: present(env, 'HOST') ?? '0.0.0.0',
     logLevel,
+    logFormat: oneOf(env, 'LOG_FORMAT', LOG_FORMATS, 'auto'),
     apps: modules(env),
     authDisabled: boolean(env, 'AUTH_DISABLED', false),
     trustProxy: boolean(env, 'TRUST_PROXY', false),

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import net from 'node:net';
 import { createService } from './app.js';
 import { startConsumer } from './consumer.js';
 import { ConfigError, loadConfig } from './config.js';
@@ -7,7 +9,29 @@ import { withTimeout } from './infra/timeout.js';
 
 type Role = 'api' | 'consumer' | 'migrate';
 
+/**
+ * Settings from a file fill in what the environment does not set (real variables win): `ENV_FILE`
+ * names it, by default `.env` in the working directory when there is one; `ENV_FILE=none` reads none.
+ * Returns the file read, if any.
+ */
+function loadEnvFile(): string | undefined {
+  const named = process.env.ENV_FILE?.trim();
+  if (named === 'none') return undefined;
+  const file = named || '.env';
+  if (!named && !fs.existsSync(file)) return undefined;
+  try {
+    process.loadEnvFile(file);
+  } catch (error) {
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+    process.stderr.write(`configuration error: ENV_FILE ${file}: ${reason}\n`);
+    process.exit(1);
+  }
+  return file;
+}
+
 async function main(role: string | undefined): Promise<void> {
+  const envFile = loadEnvFile();
   let config;
   try {
     config = loadConfig();
@@ -18,7 +42,8 @@ async function main(role: string | undefined): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, config.logFormat);
+  if (envFile) logger.info({ file: envFile }, 'settings read from a file (the environment wins)');
 
   switch (role as Role) {
     case 'migrate': {
@@ -40,8 +65,23 @@ async function main(role: string | undefined): Promise<void> {
       return;
     }
     case 'api': {
+      // Checked before the database is opened, so a taken port costs one line, not a start-up.
+      const taken = listenFailure(await tryListen(config.host, config.port), config.host, config.port);
+      if (taken) {
+        process.stderr.write(`${taken}\n`);
+        process.exit(1);
+      }
       const service = await createService(config, logger);
-      const server = await service.listen();
+      let server;
+      try {
+        server = await service.listen();
+      } catch (error) {
+        const reason = listenFailure(error, config.host, config.port);
+        if (!reason) throw error;
+        await withTimeout(service.close(), config.shutdownTimeoutMs + 5000).catch(() => undefined);
+        process.stderr.write(`${reason}\n`);
+        process.exit(1);
+      }
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : config.port;
       logger.info(
@@ -55,6 +95,27 @@ async function main(role: string | undefined): Promise<void> {
       process.stderr.write(`usage: main.js <api|consumer|migrate>, got "${role ?? ''}"\n`);
       process.exit(2);
   }
+}
+
+/** The error binding host:port gives right now, if any (the port is released again at once). */
+function tryListen(host: string, port: number): Promise<unknown> {
+  if (port === 0) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', resolve);
+    probe.listen(port, host, () => probe.close(() => resolve(undefined)));
+  });
+}
+
+/** One line for the listen errors a user causes and fixes by a setting; undefined for the rest. */
+function listenFailure(error: unknown, host: string, port: number): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE') return `PORT ${port} is in use`;
+  if (code === 'EACCES')
+    return `PORT ${port} needs privileges this process does not have (pick a port above 1023)`;
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+    return `HOST ${host} is not an address of this machine`;
+  return undefined;
 }
 
 /** SIGTERM or SIGINT: stop gracefully once, exit 0 (1 if stopping failed). */

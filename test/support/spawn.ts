@@ -61,6 +61,8 @@ const INHERITED_SETTINGS = [
   'APPS',
   'AUTH_DISABLED',
   'LOG_LEVEL',
+  'LOG_FORMAT',
+  'ENV_FILE',
   'BCRYPT_COST',
   'MIGRATE_ON_START',
 ];
@@ -77,7 +79,8 @@ export function childEnv(env: Record<string, string | undefined>): NodeJS.Proces
   const merged = new Map(Object.entries(process.env));
   for (const name of INHERITED_SETTINGS) merged.delete(name);
   const layers: Record<string, string | undefined>[] = [
-    { LOG_LEVEL: 'info', PORT: '0', ...testDefaults },
+    // A developer's own .env in the project root must not reach the processes under test.
+    { LOG_LEVEL: 'info', PORT: '0', ENV_FILE: 'none', ...testDefaults },
     profile.env,
     env,
   ];
