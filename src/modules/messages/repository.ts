@@ -24,6 +24,27 @@ export const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS message_id, m.member_id A
        ORDER BY m.seq
        LIMIT ?`;
 
+/**
+ * The repository's statements with the bindings they take, built from named arguments: the
+ * repository runs them, and the benchmark's straight-through-pg ceilings run the very same.
+ */
+export const MESSAGE_STATEMENTS = {
+  insertMessage: {
+    sql: INSERT_MESSAGE_SQL,
+    bindings: (a: { chatId: string; memberId: string; userId: string | null; text: string }) => [
+      a.chatId,
+      a.text,
+      a.memberId,
+      a.userId,
+      a.userId,
+    ],
+  },
+  historyPage: {
+    sql: HISTORY_PAGE_SQL,
+    bindings: (a: { chatId: string; afterSeq: string; limit: number }) => [a.chatId, a.afterSeq, a.limit],
+  },
+} as const;
+
 export class MessagesRepository {
   constructor(private readonly knex: Knex) {}
 
@@ -37,18 +58,20 @@ export class MessagesRepository {
     userId: string | null,
     text: string,
   ): Promise<string | undefined> {
-    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(INSERT_MESSAGE_SQL, [
-      chatId,
-      text,
-      memberId,
-      userId,
-      userId,
-    ]);
+    const { insertMessage } = MESSAGE_STATEMENTS;
+    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
+      insertMessage.sql,
+      insertMessage.bindings({ chatId, memberId, userId, text }),
+    );
     return rows[0]?.id;
   }
 
   async page(chatId: string, afterSeq: string, limit: number): Promise<HistoryRow[]> {
-    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(HISTORY_PAGE_SQL, [chatId, afterSeq, limit]);
+    const { historyPage } = MESSAGE_STATEMENTS;
+    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(
+      historyPage.sql,
+      historyPage.bindings({ chatId, afterSeq, limit }),
+    );
     return rows;
   }
 }

@@ -44,6 +44,23 @@ export const SEARCH_SQL = `WITH q AS (SELECT websearch_to_tsquery('russian', :qu
          FROM hits, q
          ORDER BY hits.seq DESC`;
 
+/**
+ * The search statement with the named bindings it takes: the repository runs it, and the benchmark's
+ * straight-through-pg ceiling runs the very same.
+ */
+export const SEARCH_STATEMENT = {
+  sql: SEARCH_SQL,
+  bindings: (filter: SearchFilter, maxResults: number) => ({
+    query: filter.query,
+    userId: filter.userId,
+    chatId: filter.chatId ?? null,
+    memberId: filter.memberId ?? null,
+    after: filter.after?.toISOString() ?? null,
+    before: filter.before?.toISOString() ?? null,
+    limit: maxResults,
+  }),
+} as const;
+
 export class SearchRepository {
   constructor(private readonly knex: Knex) {}
 
@@ -51,15 +68,7 @@ export class SearchRepository {
   async search(filter: SearchFilter, maxResults: number): Promise<SearchHit[]> {
     const { rows } = await this.knex.raw<{
       rows: (Omit<SearchHit, 'created_at' | 'highlights'> & { created_at: Date; headline: string })[];
-    }>(SEARCH_SQL, {
-      query: filter.query,
-      userId: filter.userId,
-      chatId: filter.chatId ?? null,
-      memberId: filter.memberId ?? null,
-      after: filter.after?.toISOString() ?? null,
-      before: filter.before?.toISOString() ?? null,
-      limit: maxResults,
-    });
+    }>(SEARCH_STATEMENT.sql, SEARCH_STATEMENT.bindings(filter, maxResults));
     return rows.map(({ headline, created_at, ...row }) => {
       const fragments = headline.split(' … ');
       const marked = fragments.filter((fragment) => fragment.includes('<mark>'));
