@@ -12,19 +12,40 @@ export interface HistoryRow {
 
 // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
 // never pass a message that commits later with a smaller seq.
-export const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE)
+const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE)
        INSERT INTO messages (chat_id, member_id, text)
        SELECT mb.chat_id, mb.id, ? FROM members mb JOIN chat ON chat.id = mb.chat_id
        WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid)
        RETURNING id`;
 
 /** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
-export const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
+const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
               m.text, m.created_at AS "createdAt"
        FROM messages m JOIN members mb ON mb.id = m.member_id
        WHERE m.chat_id = ? AND m.seq > ?
        ORDER BY m.seq
        LIMIT ?`;
+
+/**
+ * The repository's statements with the bindings they take, built from named arguments: the
+ * repository runs them, and the benchmark's straight-through-pg ceilings run the very same.
+ */
+export const MESSAGE_STATEMENTS = {
+  insertMessage: {
+    sql: INSERT_MESSAGE_SQL,
+    bindings: (a: { chatId: string; memberId: string; userId: string | null; text: string }) => [
+      a.chatId,
+      a.text,
+      a.memberId,
+      a.userId,
+      a.userId,
+    ],
+  },
+  historyPage: {
+    sql: HISTORY_PAGE_SQL,
+    bindings: (a: { chatId: string; afterSeq: string; limit: number }) => [a.chatId, a.afterSeq, a.limit],
+  },
+} as const;
 
 export class MessagesRepository {
   constructor(private readonly knex: Knex) {}
@@ -39,18 +60,20 @@ export class MessagesRepository {
     userId: string | null,
     text: string,
   ): Promise<string | undefined> {
-    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(INSERT_MESSAGE_SQL, [
-      chatId,
-      text,
-      memberId,
-      userId,
-      userId,
-    ]);
+    const { insertMessage } = MESSAGE_STATEMENTS;
+    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
+      insertMessage.sql,
+      insertMessage.bindings({ chatId, memberId, userId, text }),
+    );
     return rows[0]?.id;
   }
 
   async page(chatId: string, afterSeq: string, limit: number): Promise<HistoryRow[]> {
-    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(HISTORY_PAGE_SQL, [chatId, afterSeq, limit]);
+    const { historyPage } = MESSAGE_STATEMENTS;
+    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(
+      historyPage.sql,
+      historyPage.bindings({ chatId, afterSeq, limit }),
+    );
     return rows;
   }
 }
