@@ -216,10 +216,10 @@ image_content() {
   user=$("${DOCKER[@]}" image inspect -f '{{.Config.User}}' "$IMAGE")
   case "${user%%:*}" in '' | 0 | root) echo "image user is '$user'"; return 1 ;; esac
   # Dev-only packages per the lockfile must be absent from /app/node_modules.
+  # shellcheck disable=SC2016 # expanded by the container's shell
   bad=$(node -e '
     const lock = require("./package-lock.json");
     for (const [p, v] of Object.entries(lock.packages)) if (p && v.dev) console.log(p);' |
-    # shellcheck disable=SC2016 # expanded by the container's shell
     "${DOCKER[@]}" run --rm -i --network none --entrypoint sh "$IMAGE" -c \
       'n=0; while read -r p; do n=$((n+1)); [ -e "/app/$p" ] && echo "dev dependency present: $p"; done; echo "checked $n" >&2; true' 2>"$STEP_LOG.count")
   [ -z "$bad" ] || { echo "$bad"; return 1; }
