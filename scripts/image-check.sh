@@ -117,7 +117,8 @@ step "tools: docker.io, debootstrap, docker-compose, curl, jq, psql" install_too
 
 # Debian's client matches Debian's engine and builds with BuildKit (needed for the build secret);
 # another `docker` earlier on PATH may lack the buildx plugin.
-if [ -x /usr/bin/docker ]; then DOCKER=("${SUDO[@]}" /usr/bin/docker); else DOCKER=("${SUDO[@]}" docker); fi
+# BuildKit is set here, after sudo (which would drop it from the environment).
+if [ -x /usr/bin/docker ]; then DOCKER=("${SUDO[@]}" env DOCKER_BUILDKIT=1 /usr/bin/docker); else DOCKER=("${SUDO[@]}" env DOCKER_BUILDKIT=1 docker); fi
 
 # --- engine --------------------------------------------------------------------------------------
 start_engine() {
@@ -206,7 +207,7 @@ build_image() {
     args=(build --network host --secret "id=npm_ca,src=$NODE_EXTRA_CA_CERTS" -t "$IMAGE" .)
     note "the build gets NODE_EXTRA_CA_CERTS ($NODE_EXTRA_CA_CERTS) as the build secret npm_ca"
   fi
-  DOCKER_BUILDKIT=1 "${DOCKER[@]}" "${args[@]}"
+  "${DOCKER[@]}" "${args[@]}"
 }
 step "build: $IMAGE from the Dockerfile" build_image
 
@@ -385,6 +386,22 @@ fresh_database() {
 }
 SERVICE_ENV=(-e DATABASE_URL="$DATABASE_URL" -e REDIS_URL="$REDIS_URL" -e AMQP_URL="$AMQP_URL"
   -e SEARCH_QUEUE="$SEARCH_QUEUE" -e MIGRATE_ON_START=false -e BCRYPT_COST=4)
+# The machine's servers are shared: say plainly when one is down rather than as an API 503 later.
+services_up() {
+  local hp
+  for hp in "$(url_host_port "$PG_ADMIN_URL" 5432)" "$(url_host_port "$REDIS_URL" 6379)" "$(url_host_port "$AMQP_URL" 5672)"; do
+    wait_for 60 "$hp to accept connections" bash -c "exec 3<>/dev/tcp/${hp%:*}/${hp##*:}"
+  done
+  # RabbitMQ accepts TCP before it accepts AMQP sessions; its own tool says when it is ready.
+  if command -v rabbitmqctl >/dev/null; then timeout 60 rabbitmqctl -q await_startup 2>/dev/null || true; fi
+}
+url_host_port() { # url_host_port URL DEFAULT_PORT -> host:port
+  local hp=${1#*://}
+  hp=${hp#*@}
+  hp=${hp%%/*}
+  case "$hp" in *:*) echo "$hp" ;; *) echo "$hp:$2" ;; esac
+}
+step "services: Postgres, Redis, RabbitMQ accept connections" services_up
 step "services: fresh database $DB_NAME on ${PG_ADMIN_URL%/*}" fresh_database
 migrate_role() {
   local name="$RUN_ID-migrate" code
