@@ -9,7 +9,7 @@ SERVICES_REDIS_URL ?= redis://127.0.0.1:6379
 SERVICES_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672
 # `make test` is the embedded profile whatever the caller's shell exports.
 # Compose v2 when installed, else docker-compose 1.29 (Debian 12); BuildKit for the image's build secret.
-COMPOSE := DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1 $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose) -p messenger -f deploy/docker-compose.yml
+COMPOSE = DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1 $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose) -p messenger -f deploy/docker-compose.yml
 API_REPLICAS ?= 1
 CONSUMER_REPLICAS ?= 1
 EMBEDDED := env -u DATABASE_URL -u POSTGRES_HOSTS -u POSTGRES_HOST -u REDIS_URL -u AMQP_URL
