@@ -211,6 +211,9 @@ function redisCache(url: string, logger: Logger): CacheStore {
     throwOnErrors: true,
   });
   keyv.on('error', (error: unknown) => monitor.down(error));
+  // Keyv relays the client's errors today; a listener of our own keeps an unheard 'error' (which
+  // would end the process) from depending on that.
+  client.on('error', (error: unknown) => monitor.down(error));
   const store = new GuardedCache('redis', createCache({ stores: [keyv] }), monitor, async () => {
     if (client.isReady) await client.close().catch(() => client.destroy());
     else if (client.isOpen) client.destroy();
