@@ -7,6 +7,9 @@ import { withTimeout } from './infra/timeout.js';
 
 type Role = 'api' | 'consumer' | 'migrate';
 
+/** How long a signal waits for the start to finish (opening an embedded database on a busy machine is slow). */
+const START_WAIT_MS = 60_000;
+
 async function main(role: string | undefined): Promise<void> {
   let config;
   try {
@@ -88,9 +91,8 @@ function onSignal(
     stopping = true;
     logger.info({ signal }, 'shutting down');
     // Bounded: a dependency that stops answering must not keep the process from exiting.
-    const bound = shutdownTimeoutMs + 5000;
-    withTimeout(started, bound)
-      .then((stop) => withTimeout(stop(), bound))
+    withTimeout(started, START_WAIT_MS)
+      .then((stop) => withTimeout(stop(), shutdownTimeoutMs + 5000))
       .then(
         () => {
           logger.info('stopped');

@@ -43,6 +43,8 @@ function accepts(host: string, port: number): Promise<boolean> {
 }
 
 const isStarting = (line: LogLine) => line.msg === 'starting';
+/** As long as `spawnApi` waits: a loaded machine may take that long to load the code and open PGlite. */
+const START_MS = 45_000;
 const isConsumerStarted = (line: LogLine) => line.msg === 'consumer started';
 
 /**
@@ -54,7 +56,8 @@ async function assertStopsCleanly(
   app: Launched,
   expected: (line: LogLine) => boolean = () => false,
 ): Promise<void> {
-  const code = await app.stop('SIGTERM');
+  // Stopping during the start waits for the start first.
+  const code = await app.stop('SIGTERM', START_MS);
   const stderr = app.stderr();
   const errors = app.logs().filter((line) => line.level >= 50 && line.msg !== 'request' && !expected(line));
   const report = `exit code ${code}; stderr:\n${stderr}\nerrors logged: ${JSON.stringify(errors)}`;
@@ -69,7 +72,7 @@ async function assertStopsCleanly(
 
 /** The port of the "listening" line (waiting for it). */
 async function portOf(app: Launched): Promise<number> {
-  return (await app.waitForLog(isListening)).port as number;
+  return (await app.waitForLog(isListening, START_MS)).port as number;
 }
 
 /** One search (authentication off): published to the broker once the schema is ready, else a 503. */
@@ -345,13 +348,13 @@ describe('the API as a process', function () {
 
     it('when SIGTERM arrives at the first log line, then the API stops with exit code 0 and nothing on stderr', async () => {
       const app = launch(env);
-      await app.waitForLog(isStarting);
+      await app.waitForLog(isStarting, START_MS);
       await assertStopsCleanly(app);
     });
 
     it('when SIGTERM arrives as the API starts listening, then it stops with exit code 0 and nothing on stderr', async () => {
       const app = launch(env);
-      await app.waitForLog(isListening);
+      await app.waitForLog(isListening, START_MS);
       await assertStopsCleanly(app);
     });
 
@@ -363,7 +366,7 @@ describe('the API as a process', function () {
 
     it('when SIGTERM arrives once the API is ready and has taken a search, then it stops with exit code 0 and nothing on stderr', async () => {
       const app = launch(env);
-      await app.waitForLog(isMigrated, 30_000);
+      await app.waitForLog(isMigrated, START_MS);
       assert.equal(await search(app), 201);
       await assertStopsCleanly(app);
     });
@@ -371,7 +374,7 @@ describe('the API as a process', function () {
     if (profile.env.AMQP_URL) {
       it('when RabbitMQ refuses connections and SIGTERM arrives after a refused search, then the API stops at once with exit code 0', async () => {
         const app = launch({ ...env, AMQP_URL: `amqp://guest:guest@127.0.0.1:${await freePort()}` });
-        await app.waitForLog(isMigrated, 30_000);
+        await app.waitForLog(isMigrated, START_MS);
         assert.equal(await search(app), 503);
         const signalledAt = Date.now();
         await assertStopsCleanly(app, (line) => line.dependency === 'message broker');
@@ -383,13 +386,13 @@ describe('the API as a process', function () {
       describe('the consumer', () => {
         it('when SIGTERM arrives at its first log line, then the consumer stops with exit code 0 and nothing on stderr', async () => {
           const consumer = launch(env, 'consumer');
-          await consumer.waitForLog(isStarting);
+          await consumer.waitForLog(isStarting, START_MS);
           await assertStopsCleanly(consumer);
         });
 
         it('when SIGTERM arrives as the consumer has started, then it stops with exit code 0 and nothing on stderr', async () => {
           const consumer = launch(env, 'consumer');
-          await consumer.waitForLog(isConsumerStarted);
+          await consumer.waitForLog(isConsumerStarted, START_MS);
           await assertStopsCleanly(consumer);
         });
 
@@ -403,7 +406,7 @@ describe('the API as a process', function () {
               { ...env, AMQP_URL: proxy.proxiedUrl(profile.env.AMQP_URL!) },
               'consumer',
             );
-            await consumer.waitForLog(isConsumerStarted);
+            await consumer.waitForLog(isConsumerStarted, START_MS);
             await assertStopsCleanly(consumer);
           } finally {
             await proxy.close();
