@@ -3,6 +3,7 @@
  * SIGTERM at varied points of its start, N times each; prints how many runs did not exit 0 with a
  * quiet stderr. Usage: DATABASE_URL=… REDIS_URL=… AMQP_URL=… npx tsx scripts/sigterm-repro.ts [N] [role]
  */
+import { Broker } from '../test/support/search-helpers.js';
 import { launch, type Launched, type LogLine } from '../test/support/spawn.js';
 
 const runs = Number(process.argv[2] ?? 10);
@@ -66,3 +67,4 @@ for (const [name, reach] of Object.entries(points)) {
   );
 }
 process.stdout.write(`${role}: total ${failed} not clean\n`);
+if (process.env.AMQP_URL) await Broker.deleteQueues(process.env.AMQP_URL, ['test.sigterm.repro']);
