@@ -55,7 +55,10 @@ function migrateInBackground(
         state.ready = true;
         return;
       } catch (error) {
-        logger.error({ err: error, attempt, retryInMs: delay }, 'database migration failed, retrying');
+        // An outage or wrong settings are logged once by the database's monitor; retries stay quiet.
+        if (db.isUnavailable(error))
+          logger.debug({ attempt, retryInMs: delay }, 'database schema check retrying');
+        else logger.error({ err: error, attempt, retryInMs: delay }, 'database migration failed, retrying');
         await new Promise((resolve) => setTimeout(resolve, delay).unref());
       }
     }
@@ -68,7 +71,7 @@ export async function createService(config: Config, logger: Logger): Promise<Ser
   const migrated = config.migrateOnStart ? migrateInBackground(db, logger, state) : Promise.resolve();
 
   // Every caller is anonymous unless the auth module (built before the modules that read this) says.
-  const extensions: Extensions = { authenticate: anonymous };
+  const extensions: Extensions = { authenticate: anonymous, schemaReady: () => state.ready };
   const context: ModuleContext = { config, logger, db, extensions };
   const modules: AppModule[] = [];
   for (const name of config.apps) {

@@ -43,6 +43,8 @@ export interface Extensions {
   loginGuard?: LoginGuard;
   /** The stricter budget for sending messages, mounted on that route (throttling module). */
   sendLimit?: Middleware;
+  /** False until the schema is in place (until then /v1 answers 503). */
+  schemaReady?: () => boolean;
 }
 
 export interface ModuleContext {

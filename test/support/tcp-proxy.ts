@@ -12,6 +12,8 @@ export class TcpProxy {
   private readonly pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
   private listenPort = 0;
   private frozen = false;
+  /** Connections accepted while frozen: they reach the server only on `thaw()`. */
+  private readonly held = new Set<net.Socket>();
 
   constructor(
     readonly target: { host: string; port: number },
@@ -67,12 +69,36 @@ export class TcpProxy {
     }
   }
 
+  /**
+   * Ends a freeze: what was written meanwhile (held by the proxy, as a partitioned network holds
+   * packets in flight) is delivered, late, and traffic flows again on every connection.
+   */
+  thaw(): void {
+    this.frozen = false;
+    for (const { client, upstream } of this.pairs) {
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.resume();
+      upstream.resume();
+    }
+    const held = [...this.held];
+    this.held.clear();
+    for (const client of held) {
+      client.removeAllListeners('error');
+      client.removeAllListeners('close');
+      this.sockets.delete(client);
+      this.pipe(client);
+      client.resume();
+    }
+  }
+
   /** Stops listening and drops every open connection at once. */
   async cut(): Promise<void> {
     const server = this.server;
     this.server = undefined;
     this.frozen = false;
     this.pairs.clear();
+    this.held.clear();
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
@@ -93,8 +119,12 @@ export class TcpProxy {
     if (this.frozen) {
       // Accepted, never answered.
       client.pause();
+      this.held.add(client);
       client.on('error', () => client.destroy());
-      client.on('close', () => this.sockets.delete(client));
+      client.on('close', () => {
+        this.sockets.delete(client);
+        this.held.delete(client);
+      });
       return;
     }
     const upstream = net.connect(this.target);

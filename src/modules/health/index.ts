@@ -3,8 +3,11 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 import { serviceUnavailable } from '../../errors.js';
 import type { AppModule, ModuleContext } from '../types.js';
 
-/** Liveness (`/ping`, never touches the database), readiness (`/ping_db`) and Prometheus `/metrics`. */
-export function healthModule({ db }: ModuleContext): AppModule {
+/**
+ * Liveness (`/ping`, never touches the database), the database check (`/ping_db`), readiness for
+ * load balancers (`/ready`: `/v1` can serve) and Prometheus `/metrics`.
+ */
+export function healthModule({ db, extensions }: ModuleContext): AppModule {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const requests = new Counter({
@@ -43,6 +46,10 @@ export function healthModule({ db }: ModuleContext): AppModule {
       });
       router.get('/ping_db', async (ctx) => {
         if (!(await db.ping())) throw serviceUnavailable();
+        ctx.body = { status: 'ok' };
+      });
+      router.get('/ready', async (ctx) => {
+        if (!(extensions.schemaReady?.() ?? true) || !(await db.ping())) throw serviceUnavailable();
         ctx.body = { status: 'ok' };
       });
       router.get('/metrics', async (ctx) => {

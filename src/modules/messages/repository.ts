@@ -1,4 +1,4 @@
-import type { Knex } from '../../infra/db.js';
+import { DatabaseUnavailableError, statementDeadline, type Knex } from '../../infra/db.js';
 
 export interface HistoryRow {
   seq: string;
@@ -10,11 +10,13 @@ export interface HistoryRow {
 }
 
 // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
-// never pass a message that commits later with a smaller seq.
+// never pass a message that commits later with a smaller seq. The deadline (checked once the lock is
+// held) keeps an insert that reaches the server after the client gave up from being stored.
 export const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE)
        INSERT INTO messages (chat_id, member_id, text)
        SELECT mb.chat_id, mb.id, ? FROM members mb JOIN chat ON chat.id = mb.chat_id
        WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid)
+         AND clock_timestamp() < coalesce(?::timestamptz, 'infinity')
        RETURNING id`;
 
 /** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
@@ -37,13 +39,18 @@ export class MessagesRepository {
     userId: string | null,
     text: string,
   ): Promise<string | undefined> {
+    const deadline = statementDeadline(this.knex);
     const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(INSERT_MESSAGE_SQL, [
       chatId,
       text,
       memberId,
       userId,
       userId,
+      deadline,
     ]);
+    if (!rows[0] && deadline && Date.now() >= deadline.getTime()) {
+      throw new DatabaseUnavailableError('query', 'the insert reached the database after its deadline');
+    }
     return rows[0]?.id;
   }
 
