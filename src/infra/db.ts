@@ -193,7 +193,8 @@ const DEADLINE_MARGIN_MS = 150;
 /**
  * The deadline a write statement checks itself (`clock_timestamp() < deadline`): past it, a
  * statement that reaches the server late (held by the network after the client gave up and answered
- * 503) writes nothing. Null on the embedded database (no network in between).
+ * 503) writes nothing. Null on the embedded database (no network in between). It compares the API's
+ * clock with the server's: they must agree to well within DB_QUERY_TIMEOUT_MS (as NTP keeps them).
  */
 export function statementDeadline(knex: Knex): Date | null {
   const window = insertWindows.get(knex);
