@@ -103,47 +103,55 @@ if (profile.services) {
       ]);
     });
 
-    it('when sends answer 503 during a freeze, then none of them is stored once the database thaws', async () => {
-      // Open connections in the pool: the inserts are written to them and held in the network.
-      await Promise.all(
-        [1, 2, 3, 4, 5].map((i) => send(app.api, user, chatId, memberId, `warm-up ${i} ${randomUUID()}`)),
-      );
-      proxy.freeze();
-      const texts = [1, 2, 3, 4, 5].map((i) => `during the freeze ${i} ${randomUUID()}`);
-      const statuses = await measure('frozen connection: 5 sends answered', () =>
-        Promise.all(
-          texts.map((text) =>
-            app.api
-              .post(`/v1/chats/${chatId}/messages?user_id=${memberId}`)
-              .set(user.auth)
-              .send({ message: text })
-              .then((res) => res.status),
-          ),
-        ),
-      );
-      measured.push(`frozen connection: send statuses ${statuses.join(' ')}`);
-      assert.ok(
-        statuses.every((status) => status >= 500),
-        `every send during the freeze answers an error: ${statuses.join(' ')}`,
-      );
-      proxy.thaw();
-      // Whatever was held is delivered now; give it ample time to run, looking the whole time.
-      const deadline = Date.now() + 3_000;
-      let stored: string[] = [];
-      while (Date.now() < deadline && stored.length === 0) {
-        const { rows } = await direct.query<{ text: string }>(
-          'SELECT text FROM messages WHERE text = ANY($1)',
-          [texts],
+    const where = [
+      { held: 'in the network', delivered: false },
+      { held: 'at the server (delivered while it stalls)', delivered: true },
+    ];
+    for (const { held, delivered } of where) {
+      it(`when sends answer 503 during a freeze with the writes held ${held}, then none of them is stored once the database thaws`, async () => {
+        // Open connections in the pool: the inserts are written to them and held in the network.
+        await Promise.all(
+          [1, 2, 3, 4, 5].map((i) => send(app.api, user, chatId, memberId, `warm-up ${i} ${randomUUID()}`)),
         );
-        stored = rows.map((row) => row.text);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      measured.push(`sends answered 503 but stored after the thaw: ${stored.length} of ${texts.length}`);
-      assert.deepEqual(stored, []);
-      // And the service works again.
-      await eventually(async () => (await app.api.get('/ping_db')).status === 200, 10_000);
-      await send(app.api, user, chatId, memberId, `after the thaw ${randomUUID()}`);
-    });
+        proxy.freeze({ delivered });
+        const texts = [1, 2, 3, 4, 5].map((i) => `during the freeze ${i} ${randomUUID()}`);
+        const statuses = await measure(`frozen connection (${held}): 5 sends answered`, () =>
+          Promise.all(
+            texts.map((text) =>
+              app.api
+                .post(`/v1/chats/${chatId}/messages?user_id=${memberId}`)
+                .set(user.auth)
+                .send({ message: text })
+                .then((res) => res.status),
+            ),
+          ),
+        );
+        measured.push(`frozen connection (${held}): send statuses ${statuses.join(' ')}`);
+        assert.ok(
+          statuses.every((status) => status >= 500),
+          `every send during the freeze answers an error: ${statuses.join(' ')}`,
+        );
+        proxy.thaw();
+        // Whatever was held is delivered now; give it ample time to run, looking the whole time.
+        const deadline = Date.now() + 3_000;
+        let stored: string[] = [];
+        while (Date.now() < deadline && stored.length === 0) {
+          const { rows } = await direct.query<{ text: string }>(
+            'SELECT text FROM messages WHERE text = ANY($1)',
+            [texts],
+          );
+          stored = rows.map((row) => row.text);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        measured.push(
+          `sends answered 503 but stored after the thaw (${held}): ${stored.length} of ${texts.length}`,
+        );
+        assert.deepEqual(stored, []);
+        // And the service works again.
+        await eventually(async () => (await app.api.get('/ping_db')).status === 200, 10_000);
+        await send(app.api, user, chatId, memberId, `after the thaw ${randomUUID()}`);
+      });
+    }
   });
 
   describe('database faults: search jobs', function () {
