@@ -198,5 +198,5 @@ interface Pair {
   /** While frozen with `delivered`: what the client wrote, for the server on thaw. */
   written?: Buffer[];
   clientGone: boolean;
-  collect(chunk: Buffer): void;
+  collect: (chunk: Buffer) => void;
 }
