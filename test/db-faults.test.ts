@@ -152,6 +152,37 @@ if (profile.services) {
         await send(app.api, user, chatId, memberId, `after the thaw ${randomUUID()}`);
       });
     }
+
+    it('when a send waits on a lock past its deadline and answers 503, then it is not stored once the lock is released', async () => {
+      // A lock on the sender's member row: the insert waits for it past its deadline.
+      const memberRow = await direct.query<{ id: string }>('SELECT id FROM members WHERE id = $1', [
+        memberId,
+      ]);
+      assert.equal(memberRow.rowCount, 1);
+      const text = `behind a lock ${randomUUID()}`;
+      await direct.query('BEGIN');
+      try {
+        await direct.query('SELECT id FROM members WHERE id = $1 FOR UPDATE', [memberId]);
+        const res = await measure('send waiting on a lock: answered', () =>
+          app.api
+            .post(`/v1/chats/${chatId}/messages?user_id=${memberId}`)
+            .set(user.auth)
+            .send({ message: text }),
+        );
+        assert.equal(res.status, 503);
+      } finally {
+        await direct.query('COMMIT');
+      }
+      // Once the lock is gone an insert still waiting would commit at once: look for a while.
+      const deadline = Date.now() + 2_000;
+      let stored = 0;
+      while (Date.now() < deadline && stored === 0) {
+        stored = (await direct.query('SELECT 1 FROM messages WHERE text = $1', [text])).rowCount ?? 0;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      measured.push(`send answered 503 behind a lock, stored after the release: ${stored}`);
+      assert.equal(stored, 0);
+    });
   });
 
   describe('database faults: search jobs', function () {

@@ -15,7 +15,8 @@ export function insertParams(
   userId: string | null,
   text: string,
 ): unknown[] {
-  return [chatId, text, memberId, userId, userId];
+  // The last one is the statement's deadline: none for the straight-through ceiling.
+  return [chatId, memberId, userId, userId, text, null];
 }
 
 /** knex `?` placeholders → pg `$n`. */

@@ -119,6 +119,9 @@ interface PgConnection {
   connection?: { stream?: { destroyed?: boolean; destroy(): void; resetAndDestroy?: () => void } };
 }
 
+/** How often a running statement checks that its client is still connected (ms). */
+const CLIENT_CHECK_INTERVAL_MS = 250;
+
 type RawQuery = (this: Knex.Client, connection: PgConnection, obj: unknown) => Promise<unknown>;
 
 const PgClient = createRequire(import.meta.url)('knex/lib/dialects/postgres/index.js') as typeof Knex.Client;
@@ -134,7 +137,22 @@ function pgClient(settings: Knex.PgConnectionConfig, queryTimeoutMs: number | un
   return class extends PgClient {
     override async acquireRawConnection(): Promise<unknown> {
       try {
-        return await super.acquireRawConnection();
+        const connection = (await super.acquireRawConnection()) as pg.Client;
+        // A statement waiting (on a lock, say) when its client has given up and reset the
+        // connection is cancelled, not committed later (PostgreSQL 14+; elsewhere nothing changes).
+        const bound = setTimeout(
+          () => (connection as unknown as PgConnection).connection?.stream?.destroy(),
+          settings.connectionTimeoutMillis ?? 1000,
+        );
+        await connection
+          .query(
+            `SELECT set_config(name, '${CLIENT_CHECK_INTERVAL_MS}', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`,
+          )
+          .catch((error: unknown) => {
+            if (!(error instanceof pg.DatabaseError)) throw error;
+          })
+          .finally(() => clearTimeout(bound));
+        return connection;
       } catch (error) {
         const wrong = misconfiguration(error, settings);
         throw new DatabaseUnavailableError('connect', wrong ?? 'no connection to the database', {

@@ -10,13 +10,15 @@ export interface HistoryRow {
 }
 
 // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
-// never pass a message that commits later with a smaller seq. The deadline (checked once the lock is
-// held) keeps an insert that reaches the server after the client gave up from being stored.
-export const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE)
+// never pass a message that commits later with a smaller seq. The member row is locked next (as its
+// foreign key check would) so that the deadline, checked once both locks are held, is the last wait:
+// an insert that reaches the server, or gets its locks, after the client gave up stores nothing.
+export const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE),
+       member AS (SELECT mb.id, mb.chat_id FROM members mb JOIN chat ON chat.id = mb.chat_id
+                  WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid) FOR KEY SHARE OF mb)
        INSERT INTO messages (chat_id, member_id, text)
-       SELECT mb.chat_id, mb.id, ? FROM members mb JOIN chat ON chat.id = mb.chat_id
-       WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid)
-         AND clock_timestamp() < coalesce(?::timestamptz, 'infinity')
+       SELECT member.chat_id, member.id, ? FROM member
+       WHERE clock_timestamp() < coalesce(?::timestamptz, 'infinity')
        RETURNING id`;
 
 /** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
@@ -42,10 +44,10 @@ export class MessagesRepository {
     const deadline = statementDeadline(this.knex);
     const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(INSERT_MESSAGE_SQL, [
       chatId,
-      text,
       memberId,
       userId,
       userId,
+      text,
       deadline,
     ]);
     if (!rows[0] && deadline && Date.now() >= deadline.getTime()) {
