@@ -49,8 +49,9 @@ RUN chmod 0755 /usr/local/bin/messenger-entrypoint \
 # The "node" user of the official image (uid 1000), numeric so that runAsNonRoot can verify it.
 USER 1000:1000
 EXPOSE 8080
-# No curl in the image: node's own fetch probes /ping (which never touches the database).
+# No curl in the image: node's own fetch probes /ready (200 only once /v1 can serve: schema in place,
+# database answering); /ping stays the liveness check.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/ping').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["/usr/local/bin/messenger-entrypoint"]
 CMD ["api"]

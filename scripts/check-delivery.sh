@@ -112,7 +112,7 @@ dockerfile_shape() {
   user=$(grep '^USER ' "$df" | tail -n1 | awk '{print $2}')
   case "$user" in '' | root | 0 | 0:*) echo "last USER is root"; return 1 ;; esac
   grep -q '^EXPOSE 8080$' "$df" || { echo "no EXPOSE 8080"; return 1; }
-  grep -A1 '^HEALTHCHECK' "$df" | grep -q '/ping' || { echo "HEALTHCHECK does not probe /ping"; return 1; }
+  grep -A1 '^HEALTHCHECK' "$df" | grep -q '/ready' || { echo "HEALTHCHECK does not probe /ready"; return 1; }
   grep -A1 '^HEALTHCHECK' "$df" | grep -q 'curl\|wget' && { echo "HEALTHCHECK needs curl/wget"; return 1; }
   if ! grep -q '^ENTRYPOINT \[' "$df" || ! grep -q '^CMD \[' "$df"; then
     echo "ENTRYPOINT/CMD not in exec form"
@@ -125,7 +125,7 @@ dockerfile_shape() {
   done
   return 0
 }
-run "Dockerfile: multi-stage, node 24, prod deps only, non-root, EXPOSE 8080, HEALTHCHECK /ping" dockerfile_shape
+run "Dockerfile: multi-stage, node 24, prod deps only, non-root, EXPOSE 8080, HEALTHCHECK /ready" dockerfile_shape
 run "shellcheck: deploy/docker-entrypoint.sh, scripts/check-delivery.sh, scripts/image-check.sh" \
   shellcheck deploy/docker-entrypoint.sh scripts/check-delivery.sh scripts/image-check.sh
 

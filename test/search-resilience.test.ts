@@ -75,6 +75,8 @@ if (profile.services && process.env.AMQP_URL && process.env.REDIS_URL) {
         SEARCH_MAX_RESULTS: '100000',
         SEARCH_TIMEOUT_MS: '120000',
         SEARCH_PREFETCH: '1',
+        // The seeding bulk insert goes through the app's pool: not bound like an API query.
+        DB_QUERY_TIMEOUT_MS: '120000',
       };
       const tag = freshTag('zk');
       let app: TestApp;

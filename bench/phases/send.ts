@@ -19,6 +19,8 @@ const insertArgs = ({ send, text }: { send: Send; text: string }) => ({
   memberId: send.memberId,
   userId: send.userId,
   text,
+  // As the API sends it: a deadline a little ahead (the check costs the same whatever it is).
+  deadline: new Date(Date.now() + 1000),
 });
 
 /** The repository's INSERT through pg clients: the ceiling of the send. */

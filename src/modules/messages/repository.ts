@@ -1,4 +1,4 @@
-import type { Knex } from '../../infra/db.js';
+import { DatabaseUnavailableError, statementDeadline, type Knex } from '../../infra/db.js';
 
 /** A message as history shows it, in the code's names. */
 export interface HistoryRow {
@@ -11,11 +11,15 @@ export interface HistoryRow {
 }
 
 // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
-// never pass a message that commits later with a smaller seq.
-const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE)
+// never pass a message that commits later with a smaller seq. The member row is locked next (as its
+// foreign key check would) so that the deadline, checked once both locks are held, is the last wait:
+// an insert that reaches the server, or gets its locks, after the client gave up stores nothing.
+const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE),
+       member AS (SELECT mb.id, mb.chat_id FROM members mb JOIN chat ON chat.id = mb.chat_id
+                  WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid) FOR KEY SHARE OF mb)
        INSERT INTO messages (chat_id, member_id, text)
-       SELECT mb.chat_id, mb.id, ? FROM members mb JOIN chat ON chat.id = mb.chat_id
-       WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid)
+       SELECT member.chat_id, member.id, ? FROM member
+       WHERE clock_timestamp() < coalesce(?::timestamptz, 'infinity')
        RETURNING id`;
 
 /** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
@@ -33,13 +37,14 @@ const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id AS "mem
 export const MESSAGE_STATEMENTS = {
   insertMessage: {
     sql: INSERT_MESSAGE_SQL,
-    bindings: (a: { chatId: string; memberId: string; userId: string | null; text: string }) => [
-      a.chatId,
-      a.text,
-      a.memberId,
-      a.userId,
-      a.userId,
-    ],
+    /** Without a deadline (null) the insert waits as long as it must. */
+    bindings: (a: {
+      chatId: string;
+      memberId: string;
+      userId: string | null;
+      text: string;
+      deadline: Date | null;
+    }) => [a.chatId, a.memberId, a.userId, a.userId, a.text, a.deadline],
   },
   historyPage: {
     sql: HISTORY_PAGE_SQL,
@@ -60,11 +65,15 @@ export class MessagesRepository {
     userId: string | null,
     text: string,
   ): Promise<string | undefined> {
+    const deadline = statementDeadline(this.knex);
     const { insertMessage } = MESSAGE_STATEMENTS;
     const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
       insertMessage.sql,
-      insertMessage.bindings({ chatId, memberId, userId, text }),
+      insertMessage.bindings({ chatId, memberId, userId, text, deadline }),
     );
+    if (!rows[0] && deadline && Date.now() >= deadline.getTime()) {
+      throw new DatabaseUnavailableError('query', 'the insert reached the database after its deadline');
+    }
     return rows[0]?.id;
   }
 
