@@ -3,7 +3,7 @@ import { AuthRepository } from './repository.js';
 import { authenticateMiddleware, authRoutes, identifyCaller } from './routes.js';
 import { AuthService } from './service.js';
 
-export type { LoginGuard } from './routes.js';
+export type { LoginAttempt, LoginGuard } from './routes.js';
 export type { Session, SessionCache } from './service.js';
 
 /** Register, login, logout; and the middleware that puts the caller on ctx.state for other modules. */
@@ -12,6 +12,7 @@ export function authModule({ config, db, extensions, logger }: ModuleContext): A
     bcryptCost: config.bcryptCost,
     sessionTtlSeconds: config.sessionTtlSeconds,
     sessionCache: extensions.sessionCache,
+    hashing: config.hashing,
   });
   const authenticate = authenticateMiddleware(service);
   if (config.authDisabled) {
