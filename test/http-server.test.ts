@@ -148,7 +148,7 @@ describe('the HTTP server', () => {
       assertJsonError(extra, 429, 'request-limit-exceeded');
       assert.ok(Number(extra.headers['retry-after']) >= 1);
 
-      held[0]!.destroy();
+      held[0].destroy();
       // The server sees the close a moment later: retry until the place is free.
       await eventually(async () => {
         const answer = parseAnswer(
@@ -184,7 +184,7 @@ describe('the HTTP server', () => {
         leave(socket);
       }
       const abandoned = () => spawned.logs().filter((line) => line.msg === 'request' && line.status === 400);
-      await eventually(async () => abandoned().length >= 2, 10_000);
+      await eventually(() => Promise.resolve(abandoned().length >= 2), 10_000);
       await spawned.api.get('/ping').expect(200);
       // Stopped first, so that everything it wrote on stderr has arrived.
       assert.equal(await spawned.stop(), 0);
