@@ -155,7 +155,7 @@ describe('the HTTP server', () => {
           await exchange(await connect(port), [`GET /ping HTTP/1.1\r\n${HEAD}\r\n`]),
         );
         return answer.status === 200;
-      });
+      }, 10_000);
       for (const socket of held) socket.destroy();
     });
   });
