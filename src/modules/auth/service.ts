@@ -1,6 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import bcrypt from 'bcrypt';
-import { invalidCredentials, invalidSession, sessionExpired, userAlreadyExists } from '../../errors.js';
+import {
+  AppError,
+  invalidCredentials,
+  invalidSession,
+  sessionExpired,
+  userAlreadyExists,
+} from '../../errors.js';
+import { Bulkhead, BulkheadFullError } from '../../infra/bulkhead.js';
 import type { AuthRepository } from './repository.js';
 
 const DAY_MS = 86_400_000;
@@ -20,6 +27,9 @@ export interface SessionCache {
   revoke(tokenHash: string): Promise<void>;
 }
 
+/** 503 with a short Retry-After: the hashing queue is full now, not the service down for long. */
+const hashingBusy = () => new AppError(503, 'service-unavailable', { 'Retry-After': '1' });
+
 function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
@@ -27,25 +37,49 @@ function hashToken(token: string): string {
 export class AuthService {
   // Compared against when the user does not exist, so both failures take the same time.
   private readonly dummyHash: Promise<string>;
+  // A hash takes a core for a while (~200 ms at cost 12): unbounded, a flood of logins makes every
+  // login wait behind it; bounded, the excess is refused fast and the rest stays quick.
+  private readonly hashing: Bulkhead;
 
   constructor(
     private readonly repository: AuthRepository,
-    private readonly options: { bcryptCost: number; sessionTtlSeconds: number; sessionCache?: SessionCache },
+    private readonly options: {
+      bcryptCost: number;
+      sessionTtlSeconds: number;
+      sessionCache?: SessionCache;
+      hashing: { concurrency: number; queueMax: number; perClientMax: number };
+    },
   ) {
     this.dummyHash = bcrypt.hash(randomBytes(16).toString('hex'), options.bcryptCost);
+    const { concurrency, queueMax, perClientMax } = options.hashing;
+    this.hashing = new Bulkhead({ concurrency, queueMax, perKeyMax: perClientMax });
   }
 
-  async register(userName: string, password: string): Promise<{ userId: string }> {
-    const passwordHash = await bcrypt.hash(password, this.options.bcryptCost);
+  /** Runs a bcrypt operation under the hashing bound, for `client` (its address); full → 503. */
+  private async hash<T>(client: string, operation: () => Promise<T>): Promise<T> {
+    try {
+      return await this.hashing.run(client, operation);
+    } catch (error) {
+      throw error instanceof BulkheadFullError ? hashingBusy() : error;
+    }
+  }
+
+  async register(userName: string, password: string, client: string): Promise<{ userId: string }> {
+    const passwordHash = await this.hash(client, () => bcrypt.hash(password, this.options.bcryptCost));
     const userId = await this.repository.insertUser(userName, passwordHash);
     if (userId === null) throw userAlreadyExists();
     return { userId };
   }
 
-  async login(userName: string, password: string): Promise<{ token: string; userId: string }> {
+  async login(
+    userName: string,
+    password: string,
+    client: string,
+  ): Promise<{ token: string; userId: string }> {
     const user = await this.repository.findUserByName(userName);
     const tooLong = Buffer.byteLength(password) > BCRYPT_MAX_BYTES;
-    const matches = await bcrypt.compare(password, user?.passwordHash ?? (await this.dummyHash));
+    const against = user?.passwordHash ?? (await this.dummyHash);
+    const matches = await this.hash(client, () => bcrypt.compare(password, against));
     if (!user || !matches || tooLong) throw invalidCredentials();
 
     const token = randomBytes(32).toString('base64url');
