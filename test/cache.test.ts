@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { Response } from 'supertest';
 import { sharedApp, startApp, type Api, type TestApp } from './support/app.js';
-import { createChat, join, registerAndLogin, send, unique, type User } from './support/fixtures.js';
+import { join, registerAndLogin, send, unique, type User, memberOfNewChat } from './support/fixtures.js';
 import { profile } from './support/profile.js';
 import { eventually, killLeftovers, spawnApi, type LogLine, type SpawnedApi } from './support/spawn.js';
 import { TcpProxy } from './support/tcp-proxy.js';
@@ -14,9 +14,7 @@ interface Chat {
 }
 
 async function chatWith(api: Api, ...messages: string[]): Promise<Chat> {
-  const user = await registerAndLogin(api);
-  const chatId = await createChat(api, user);
-  const memberId = await join(api, user, chatId);
+  const { user, chatId, memberId } = await memberOfNewChat(api);
   for (const message of messages) await send(api, user, chatId, memberId, message);
   return { user, chatId, memberId };
 }

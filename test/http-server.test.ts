@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { createService } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { startApp, apiFor, type TestApp } from './support/app.js';
-import { createChat, join, registerAndLogin, send } from './support/fixtures.js';
+import { send, memberOfNewChat } from './support/fixtures.js';
 import { profile, testDefaults } from './support/profile.js';
 import { eventually, killLeftovers, spawnApi } from './support/spawn.js';
 
@@ -220,9 +220,7 @@ describe('the HTTP server', () => {
       try {
         await service.migrated;
         const api = apiFor(service.app.callback());
-        const user = await registerAndLogin(api);
-        const chatId = await createChat(api, user);
-        const memberId = await join(api, user, chatId);
+        const { user, chatId, memberId } = await memberOfNewChat(api);
         await send(api, user, chatId, memberId, 'hello');
         await api.get(`/v1/chats/${chatId}/messages?limit=5`).set(user.auth).expect(200);
         await api.get(`/v1/chats/${chatId}/nothing-here`).set(user.auth).expect(404);

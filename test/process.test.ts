@@ -4,7 +4,16 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { badParameters, createChat, join, json, registerAndLogin, send, unique } from './support/fixtures.js';
+import {
+  badParameters,
+  createChat,
+  join,
+  json,
+  registerAndLogin,
+  send,
+  unique,
+  memberOfNewChat,
+} from './support/fixtures.js';
 import { profile } from './support/profile.js';
 import { Broker, freshQueueName } from './support/search-helpers.js';
 import {
@@ -173,9 +182,7 @@ describe('the API as a process', function () {
     try {
       const first = await spawnApi({ DATA_DIR: dataDir });
       await migrated(first);
-      const user = await registerAndLogin(first.api);
-      const chatId = await createChat(first.api, user);
-      const memberId = await join(first.api, user, chatId);
+      const { user, chatId, memberId } = await memberOfNewChat(first.api);
       const text = unique('kept across restarts');
       const messageId = await send(first.api, user, chatId, memberId, text);
       const code = await first.stop('SIGTERM');

@@ -5,7 +5,15 @@ import type { Redis } from 'ioredis';
 import { startConsumer, type Consumer } from '../src/consumer.js';
 import { createLogger } from '../src/infra/logger.js';
 import { startApp, type TestApp, seedSql } from './support/app.js';
-import { createChat, join, registerAndLogin, send, unique, type User } from './support/fixtures.js';
+import {
+  createChat,
+  join,
+  registerAndLogin,
+  send,
+  unique,
+  type User,
+  memberOfNewChat,
+} from './support/fixtures.js';
 import { profile } from './support/profile.js';
 import {
   Broker,
@@ -200,9 +208,7 @@ if (profile.services && process.env.AMQP_URL && process.env.REDIS_URL) {
           { SEARCH_QUEUE: queue, AMQP_URL: proxy.proxiedUrl(amqpUrl) },
           { consumer: false },
         );
-        user = await registerAndLogin(app.api);
-        chatId = await createChat(app.api, user);
-        memberId = await join(app.api, user, chatId);
+        ({ user, chatId, memberId } = await memberOfNewChat(app.api));
         await send(app.api, user, chatId, memberId, `${tag} apples and pears`);
         await send(app.api, user, chatId, memberId, `${tag} pears only`);
       });
@@ -372,9 +378,7 @@ if (profile.services && process.env.AMQP_URL && process.env.REDIS_URL) {
       before(async () => {
         await proxy.start();
         app = await startApp({ SEARCH_QUEUE: queueName(), REDIS_URL: proxy.proxiedUrl(redisUrl) });
-        user = await registerAndLogin(app.api);
-        chatId = await createChat(app.api, user);
-        memberId = await join(app.api, user, chatId);
+        ({ user, chatId, memberId } = await memberOfNewChat(app.api));
         await send(app.api, user, chatId, memberId, `${tag} before the outage`);
       });
 
@@ -558,9 +562,7 @@ if (profile.services && process.env.AMQP_URL && process.env.REDIS_URL) {
         const app = await startApp({ SEARCH_QUEUE: queue }, { consumer: false });
         let consumer: Consumer | undefined;
         try {
-          const user = await registerAndLogin(app.api);
-          const chatId = await createChat(app.api, user);
-          const memberId = await join(app.api, user, chatId);
+          const { user, chatId, memberId } = await memberOfNewChat(app.api);
           for (const n of [1, 2, 3]) await send(app.api, user, chatId, memberId, `${tag} twice ${n}`);
           await send(app.api, user, chatId, memberId, `${tag} not this one`);
 
@@ -621,9 +623,7 @@ if (profile.services && process.env.AMQP_URL && process.env.REDIS_URL) {
           ]);
 
           // The consumer is not stuck on them: a real job still goes through.
-          const user = await registerAndLogin(app.api);
-          const chatId = await createChat(app.api, user);
-          const memberId = await join(app.api, user, chatId);
+          const { user, chatId, memberId } = await memberOfNewChat(app.api);
           await send(app.api, user, chatId, memberId, `${tag} still served`);
           const taskId = await createTask(app, user, { message: `${tag} served` });
           assert.deepEqual(await finished(app, user, taskId), { status: 'SUCCESS', total: 1 });

@@ -4,7 +4,7 @@ import type { Response } from 'supertest';
 import { ExpiringMap } from '../src/infra/cache.js';
 import { MemoryCounter } from '../src/modules/throttling/counter.js';
 import { startApp, type Api, type TestApp } from './support/app.js';
-import { createChat, join, registerAndLogin, send } from './support/fixtures.js';
+import { registerAndLogin, send, memberOfNewChat } from './support/fixtures.js';
 import { profile } from './support/profile.js';
 import { eventually, killLeftovers, spawnApi, type SpawnedApi } from './support/spawn.js';
 import { TcpProxy } from './support/tcp-proxy.js';
@@ -130,9 +130,7 @@ describe('throttling', () => {
   it('when a user sends more than SEND_RATE_LIMIT_MAX messages, then sending answers 429 and reading goes on', async () => {
     const { api: server } = await app({ SEND_RATE_LIMIT_MAX: '2', SEND_RATE_LIMIT_WINDOW_MS: '20000' });
     const api = from(server, freshIp());
-    const user = await registerAndLogin(api);
-    const chatId = await createChat(api, user);
-    const memberId = await join(api, user, chatId);
+    const { user, chatId, memberId } = await memberOfNewChat(api);
     const post = () =>
       api.post(`/v1/chats/${chatId}/messages?user_id=${memberId}`).set(user.auth).send({ message: 'hi' });
     // The stricter budget is the one the headers show.
@@ -343,9 +341,7 @@ describe('throttling', () => {
       SEND_RATE_LIMIT_MAX: '1',
       LOGIN_FAIL_LIMIT_MAX: '1',
     });
-    const user = await registerAndLogin(api);
-    const chatId = await createChat(api, user);
-    const memberId = await join(api, user, chatId);
+    const { user, chatId, memberId } = await memberOfNewChat(api);
     await send(api, user, chatId, memberId, 'one');
     await send(api, user, chatId, memberId, 'two');
     const login = (password: string) =>
