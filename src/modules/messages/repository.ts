@@ -26,6 +26,8 @@ export const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id 
        ORDER BY m.seq
        LIMIT ?`;
 
+export const HAS_MESSAGE_AFTER_SQL = `SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND seq > ?) AS "newer"`;
+
 export class MessagesRepository {
   constructor(private readonly knex: Knex) {}
 
@@ -52,5 +54,14 @@ export class MessagesRepository {
   async page(chatId: string, afterSeq: string, limit: number): Promise<HistoryRow[]> {
     const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(HISTORY_PAGE_SQL, [chatId, afterSeq, limit]);
     return rows;
+  }
+
+  /** Whether the chat has a message after position `afterSeq`: one probe of (chat_id, seq). */
+  async hasMessageAfter(chatId: string, afterSeq: string): Promise<boolean> {
+    const { rows } = await this.knex.raw<{ rows: { newer: boolean }[] }>(HAS_MESSAGE_AFTER_SQL, [
+      chatId,
+      afterSeq,
+    ]);
+    return rows[0]?.newer === true;
   }
 }
