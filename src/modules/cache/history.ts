@@ -80,7 +80,7 @@ export function historyCache(store: CacheStore, policy: ReadPolicy): HistoryCach
             }
             return grown ? undefined : { value: { json: entry.json }, storedAt: entry.storedAt };
           },
-          load: source.load,
+          load: () => source.load(),
           async writeBack(page) {
             if (!canonical) return;
             const entry: PageEntry = { generation, storedAt: Date.now(), json: page.json };
