@@ -51,7 +51,11 @@ export function historyCache(store: CacheStore, policy: ReadPolicy): HistoryCach
   const { timing } = policy;
   return {
     async read(chatId, limit, afterSeq, source) {
-      if (!CACHED_LIMITS.has(limit)) return { json: (await source.load()).json, cache: 'MISS' };
+      if (!CACHED_LIMITS.has(limit)) {
+        const { json } = await source.load();
+        policy.count('MISS');
+        return { json, cache: 'MISS' };
+      }
       const key = pageKey(chatId, limit, afterSeq);
       let generation = FIRST_GENERATION;
       let canonical = afterSeq === undefined;
