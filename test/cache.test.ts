@@ -263,7 +263,7 @@ describe('cache', () => {
 
         await proxy.restore();
         await eventually(
-          async () => (await api.post('/v1/auth/logout').set(other.auth)).status === 200,
+          async () => (await api.post('/v1/auth/logout').set(other.auth)).status !== 503,
           10_000,
         );
         await eventually(async () => {
