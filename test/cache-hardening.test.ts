@@ -185,5 +185,44 @@ describe('cache hardening', () => {
         await history(cut.api, chat).expect(401, { message: 'invalid-session-id' });
       });
     });
+
+    describe('with two instances cut off from Redis, the one without the message reconnecting first', function () {
+      this.timeout(60_000);
+      const target = new URL(redisUrl);
+      const proxies = [0, 1].map(
+        () => new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) }),
+      );
+      let sender: TestApp;
+      let reader: TestApp;
+
+      before(async () => {
+        await Promise.all(proxies.map((proxy) => proxy.start()));
+        [sender, reader] = await Promise.all(
+          proxies.map((proxy) => startApp({ REDIS_URL: proxy.proxiedUrl(redisUrl) })),
+        );
+      });
+      after(async () => {
+        await Promise.all([sender.close(), reader.close()]);
+        await Promise.all(proxies.map((proxy) => proxy.close()));
+      });
+
+      it('when the reader is back first, then it does not serve the page cached before the message', async () => {
+        const [senderProxy, readerProxy] = proxies as [TcpProxy, TcpProxy];
+        const chat = await chatWith(sender.api, 'before');
+        await eventually(async () => (await history(sender.api, chat)).headers['x-cache'] === 'HIT', 10_000);
+        await eventually(async () => (await history(reader.api, chat)).headers['x-cache'] === 'HIT', 10_000);
+
+        await Promise.all([senderProxy.cut(), readerProxy.cut()]);
+        await send(sender.api, chat.user, chat.chatId, chat.memberId, 'during');
+        await readerProxy.restore();
+        // Until the reader reaches Redis it answers from the database; after, never the old page.
+        await eventually(async () => {
+          const res = await history(reader.api, chat).expect(200);
+          assert.deepEqual(texts(res), ['before', 'during']);
+          return res.headers['x-cache'] === 'HIT';
+        }, 10_000);
+        await senderProxy.restore();
+      });
+    });
   }
 });
