@@ -189,17 +189,17 @@ describe('cache hardening', () => {
     describe('with two instances cut off from Redis, the one without the message reconnecting first', function () {
       this.timeout(60_000);
       const target = new URL(redisUrl);
-      const proxies = [0, 1].map(
-        () => new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) }),
-      );
+      const proxyToRedis = () => new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+      const proxies = [proxyToRedis(), proxyToRedis()] as const;
       let sender: TestApp;
       let reader: TestApp;
 
       before(async () => {
         await Promise.all(proxies.map((proxy) => proxy.start()));
-        [sender, reader] = await Promise.all(
-          proxies.map((proxy) => startApp({ REDIS_URL: proxy.proxiedUrl(redisUrl) })),
-        );
+        [sender, reader] = await Promise.all([
+          startApp({ REDIS_URL: proxies[0].proxiedUrl(redisUrl) }),
+          startApp({ REDIS_URL: proxies[1].proxiedUrl(redisUrl) }),
+        ]);
       });
       after(async () => {
         await Promise.all([sender.close(), reader.close()]);
@@ -207,7 +207,7 @@ describe('cache hardening', () => {
       });
 
       it('when the reader is back first, then it does not serve the page cached before the message', async () => {
-        const [senderProxy, readerProxy] = proxies as [TcpProxy, TcpProxy];
+        const [senderProxy, readerProxy] = proxies;
         const chat = await chatWith(sender.api, 'before');
         await eventually(async () => (await history(sender.api, chat)).headers['x-cache'] === 'HIT', 10_000);
         await eventually(async () => (await history(reader.api, chat)).headers['x-cache'] === 'HIT', 10_000);
