@@ -23,8 +23,11 @@ export interface Session {
 export interface SessionCache {
   /** The session behind `tokenHash`: remembered, else from `load` (the database), then remembered. */
   read(tokenHash: string, load: () => Promise<Session | undefined>): Promise<Session | undefined>;
-  /** Forgets the session on every instance at once (logout). */
-  revoke(tokenHash: string): Promise<void>;
+  /**
+   * Forgets the session on every instance at once (logout), until `expiresAt` (Unix ms) when it
+   * would end anyway. Resolves only once every instance will see it; throws when it cannot be made so.
+   */
+  revoke(tokenHash: string, expiresAt: number): Promise<void>;
 }
 
 /** 503 with a short Retry-After: the hashing queue is full now, not the service down for long. */
@@ -89,10 +92,24 @@ export class AuthService {
     return { token, userId: user.id };
   }
 
+  /**
+   * A logout answered 200 means no instance accepts the token afterwards. Instances may hold the
+   * session in the shared cache, so the revocation goes there first and must be written (else
+   * DependencyUnavailableError: 503, the session untouched and still working, and the client
+   * retries); only then is the row deleted, for the instances that read the database. The other
+   * order would leave, after a failed cache write, a token that this instance rejects (so a retry
+   * gets 401) while the others still accept it from their cache.
+   */
   async logout(token: string): Promise<void> {
     const tokenHash = hashToken(token);
+    const cache = this.options.sessionCache;
+    if (cache) {
+      const session = await this.repository.findSession(tokenHash);
+      if (session && session.expiresAt.getTime() > Date.now()) {
+        await cache.revoke(tokenHash, session.expiresAt.getTime());
+      }
+    }
     await this.repository.deleteSession(tokenHash);
-    await this.options.sessionCache?.revoke(tokenHash);
   }
 
   /** The user a session token belongs to, or 401 `invalid-session-id` / `session-id-expired`. */

@@ -5,7 +5,7 @@ import { MessagesRepository } from './repository.js';
 import { messagesRoutes } from './routes.js';
 import { MessagesService, type HistoryCache } from './service.js';
 
-export type { HistoryCache } from './service.js';
+export type { HistoryCache, HistorySource, LoadedPage } from './service.js';
 
 /**
  * Sending messages and reading a chat's history page by page. `history` remembers pages (cache

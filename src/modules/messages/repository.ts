@@ -30,6 +30,8 @@ const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id AS "mem
        ORDER BY m.seq
        LIMIT ?`;
 
+const HAS_MESSAGE_AFTER_SQL = `SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND seq > ?) AS "newer"`;
+
 /**
  * The repository's statements with the bindings they take, built from named arguments: the
  * repository runs them, and the benchmark's straight-through-pg ceilings run the very same.
@@ -84,5 +86,14 @@ export class MessagesRepository {
       historyPage.bindings({ chatId, afterSeq, limit }),
     );
     return rows;
+  }
+
+  /** Whether the chat has a message after position `afterSeq`: one probe of (chat_id, seq). */
+  async hasMessageAfter(chatId: string, afterSeq: string): Promise<boolean> {
+    const { rows } = await this.knex.raw<{ rows: { newer: boolean }[] }>(HAS_MESSAGE_AFTER_SQL, [
+      chatId,
+      afterSeq,
+    ]);
+    return rows[0]?.newer === true;
   }
 }
