@@ -142,15 +142,11 @@ describe('the API as a process', function () {
     assert.equal(await app.stop(), 0);
   });
 
+  // How fast it starts is for benchmarks (a loaded CI machine varies widely); what must hold is that
+  // the first request after the listening line is answered.
   it('when the process starts, then /ping answers 200 as soon as it listens', async () => {
-    const launchedAt = Date.now();
     const app = await spawnApi();
-    const listeningAfterMs = Date.now() - launchedAt;
-    const started = Date.now();
     await app.api.get('/ping').expect(200);
-    const firstPingMs = Date.now() - started;
-    assert.ok(firstPingMs < 1_000, `first /ping took ${firstPingMs} ms`);
-    assert.ok(listeningAfterMs < 20_000, `listening after ${listeningAfterMs} ms`);
     assert.equal(await app.stop(), 0);
   });
 
