@@ -32,19 +32,32 @@ export interface JobQueueOptions<T> {
   queue: string;
   /** Tells a job from a malformed message (which goes to the dead-letter queue). */
   isJob: (value: unknown) => value is T;
+  /** In-process queue only: jobs with different keys (e.g. users) take turns. */
+  fairnessKey?: (job: T) => string;
 }
 
-/** Jobs run in this process: the embedded default, no broker needed. */
+/**
+ * Jobs run in this process: the embedded default, no broker needed. Waiting jobs are kept per
+ * fairness key and taken round-robin, so one key's backlog delays another key's job by at most the
+ * jobs already running.
+ */
 class InProcessQueue<T> implements JobQueue<T> {
   private handler: JobHandler<T> | undefined;
-  private readonly waiting: T[] = [];
+  /** Map order is the turn order: a key that was served goes to the back. */
+  private readonly waiting = new Map<string, T[]>();
   private readonly running = new Set<Promise<void>>();
   private limit = 1;
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly keyOf: (job: T) => string = () => '',
+  ) {}
 
   publish(job: T): Promise<void> {
-    this.waiting.push(job);
+    const key = this.keyOf(job);
+    const jobs = this.waiting.get(key);
+    if (jobs) jobs.push(job);
+    else this.waiting.set(key, [job]);
     this.pump();
     return Promise.resolve();
   }
@@ -56,10 +69,20 @@ class InProcessQueue<T> implements JobQueue<T> {
     return Promise.resolve();
   }
 
+  private next(): T | undefined {
+    const first = this.waiting.entries().next();
+    if (first.done) return undefined;
+    const [key, jobs] = first.value;
+    const job = jobs.shift();
+    this.waiting.delete(key);
+    if (jobs.length) this.waiting.set(key, jobs);
+    return job;
+  }
+
   private pump(): void {
     const handler = this.handler;
-    while (handler && this.running.size < this.limit && this.waiting.length) {
-      const job = this.waiting.shift()!;
+    while (handler && this.running.size < this.limit && this.waiting.size) {
+      const job = this.next()!;
       const run = handler(job, { redelivered: false })
         .catch((error: unknown) => this.logger.error({ err: error }, 'job failed'))
         .finally(() => {
@@ -198,5 +221,7 @@ class RabbitQueue<T> implements JobQueue<T> {
 }
 
 export function createJobQueue<T>(options: JobQueueOptions<T>, logger: Logger): JobQueue<T> {
-  return options.amqpUrl ? new RabbitQueue(options.amqpUrl, options, logger) : new InProcessQueue<T>(logger);
+  return options.amqpUrl
+    ? new RabbitQueue(options.amqpUrl, options, logger)
+    : new InProcessQueue<T>(logger, options.fairnessKey);
 }
