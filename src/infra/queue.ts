@@ -38,14 +38,18 @@ export interface JobQueueOptions<T> {
 
 /**
  * Jobs run in this process: the embedded default, no broker needed. Waiting jobs are kept per
- * fairness key and taken round-robin, so one key's backlog delays another key's job by at most the
- * jobs already running.
+ * fairness key; a free slot goes to the key with the fewest jobs running, keys taking turns among
+ * equals, so one key's backlog delays another key's job by at most the jobs already running.
  */
 class InProcessQueue<T> implements JobQueue<T> {
   private handler: JobHandler<T> | undefined;
-  /** Map order is the turn order: a key that was served goes to the back. */
   private readonly waiting = new Map<string, T[]>();
   private readonly running = new Set<Promise<void>>();
+  /** Jobs running per key. */
+  private readonly busy = new Map<string, number>();
+  /** When each active key last had a job started (a tick count). */
+  private readonly served = new Map<string, number>();
+  private ticks = 0;
   private limit = 1;
 
   constructor(
@@ -69,24 +73,38 @@ class InProcessQueue<T> implements JobQueue<T> {
     return Promise.resolve();
   }
 
-  private next(): T | undefined {
-    const first = this.waiting.entries().next();
-    if (first.done) return undefined;
-    const [key, jobs] = first.value;
-    const job = jobs.shift();
-    this.waiting.delete(key);
-    if (jobs.length) this.waiting.set(key, jobs);
-    return job;
+  /** The waiting job of the key with the fewest jobs running; among equals, the one served least lately. */
+  private next(): { key: string; job: T } | undefined {
+    let chosen: string | undefined;
+    const rank = (key: string) => [this.busy.get(key) ?? 0, this.served.get(key) ?? -1] as const;
+    for (const key of this.waiting.keys()) {
+      if (chosen === undefined) chosen = key;
+      const [busy, served] = rank(key);
+      const [chosenBusy, chosenServed] = rank(chosen);
+      if (busy < chosenBusy || (busy === chosenBusy && served < chosenServed)) chosen = key;
+    }
+    if (chosen === undefined) return undefined;
+    const jobs = this.waiting.get(chosen)!;
+    const job = jobs.shift()!;
+    if (!jobs.length) this.waiting.delete(chosen);
+    this.served.set(chosen, ++this.ticks);
+    return { key: chosen, job };
   }
 
   private pump(): void {
     const handler = this.handler;
     while (handler && this.running.size < this.limit && this.waiting.size) {
-      const job = this.next()!;
+      const { key, job } = this.next()!;
+      this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
       const run = handler(job, { redelivered: false })
         .catch((error: unknown) => this.logger.error({ err: error }, 'job failed'))
         .finally(() => {
           this.running.delete(run);
+          const busy = this.busy.get(key)! - 1;
+          if (busy) this.busy.set(key, busy);
+          else this.busy.delete(key);
+          // A key with nothing waiting or running is forgotten: the maps hold active keys only.
+          if (!busy && !this.waiting.has(key)) this.served.delete(key);
           this.pump();
         });
       this.running.add(run);
