@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/search-abuse.ts` (with the profile's DATABASE_URL / REDIS_URL / AMQP_URL, or none for
+ * `npx tsx bench/search-abuse.ts` (ABUSE_APP_ENV: JSON of extra app settings; with the profile's DATABASE_URL / REDIS_URL / AMQP_URL, or none for
  * embedded): what one abusive user can do to search, on 127.0.0.1 only, in a bounded run.
  *
  * 1. Bytes held per request: a search with 1000 hits of 4000-character messages; Redis MEMORY USAGE
@@ -43,7 +43,12 @@ async function victimRun(app: TestApp, victim: User, word: string): Promise<numb
     const started = performance.now();
     const res = await app.api.post('/v1/chats/search').set(victim.auth).send({ message: word });
     if (res.status !== 201) throw new Error(`victim search answered ${res.status}`);
-    const status = await waitDone(app, victim, res.body.task_id as string, Date.now() + 60_000);
+    const status = await waitDone(
+      app,
+      victim,
+      (res.body as { task_id: string }).task_id,
+      Date.now() + 60_000,
+    );
     if (status !== 'SUCCESS') throw new Error(`victim search ended ${status}`);
     latencies.push(performance.now() - started);
   }
@@ -51,7 +56,11 @@ async function victimRun(app: TestApp, victim: User, word: string): Promise<numb
 }
 
 async function main(): Promise<void> {
-  const app = await startApp({ RATE_LIMIT_MAX: '1000000', SEARCH_RESULT_TTL: '300' });
+  const app = await startApp({
+    RATE_LIMIT_MAX: '1000000',
+    SEARCH_RESULT_TTL: '300',
+    ...(JSON.parse(process.env.ABUSE_APP_ENV ?? '{}') as Record<string, string>),
+  });
   try {
     const hog = await registerAndLogin(app.api);
     const victim = await registerAndLogin(app.api);
@@ -84,9 +93,11 @@ async function main(): Promise<void> {
 
     // 1. Bytes held per request.
     const created = await app.api.post('/v1/chats/search').set(victim.auth).send({ message: big });
-    const taskId = created.body.task_id as string;
+    const taskId = (created.body as { task_id: string }).task_id;
     await waitDone(app, victim, taskId, Date.now() + 60_000);
-    const total = (await app.api.get(`/v1/chats/search/status/${taskId}`).set(victim.auth)).body.total;
+    const total = (
+      (await app.api.get(`/v1/chats/search/status/${taskId}`).set(victim.auth)).body as { total?: number }
+    ).total;
     if (app.config.redisUrl) {
       const redis = redisInspector(app.config.redisUrl);
       const keys = [`search:task:${taskId}`, `search:hits:${taskId}`];
@@ -107,9 +118,9 @@ async function main(): Promise<void> {
     query = query.slice(0, query.lastIndexOf(' '));
     const probe = await app.api.post('/v1/chats/search').set(hog.auth).send({ message: query });
     if (probe.status === 400) {
-      const max = Number(/at most (\d+) words/.exec(probe.body.detail as string)?.[1] ?? 16);
+      const max = Number(/at most (\d+) words/.exec((probe.body as { detail: string }).detail)?.[1] ?? 16);
       query = query.split(' ').slice(0, max).join(' ');
-    } else await waitDone(app, hog, probe.body.task_id as string, Date.now() + 60_000);
+    } else await waitDone(app, hog, (probe.body as { task_id: string }).task_id, Date.now() + 60_000);
     const words = query.split(' ').length;
     const deadline = Date.now() + RUN_LIMIT_MS;
     let stop = false;
@@ -128,7 +139,12 @@ async function main(): Promise<void> {
           continue;
         }
         counts.accepted++;
-        const done: Promise<void> = waitDone(app, hog, res.body.task_id as string, deadline).then((s) => {
+        const done: Promise<void> = waitDone(
+          app,
+          hog,
+          (res.body as { task_id: string }).task_id,
+          deadline,
+        ).then((s) => {
           if (s === 'FAILED') counts.failed++;
           outstanding.delete(done);
         });

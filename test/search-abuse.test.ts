@@ -8,7 +8,6 @@ import {
   createChat,
   join,
   registerAndLogin,
-  send,
   unique,
   type User,
 } from './support/fixtures.js';
