@@ -3,14 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '../src/infra/logger.js';
 import { createJobQueue } from '../src/infra/queue.js';
 import { seedSql, startApp, type TestApp } from './support/app.js';
-import {
-  badParameters,
-  createChat,
-  join,
-  registerAndLogin,
-  unique,
-  type User,
-} from './support/fixtures.js';
+import { badParameters, createChat, join, registerAndLogin, unique, type User } from './support/fixtures.js';
 import { profile } from './support/profile.js';
 import { createTask, finished, hitsKey, redisInspector, taskKey } from './support/search-helpers.js';
 
