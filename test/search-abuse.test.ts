@@ -95,6 +95,25 @@ describe('search abuse limits', () => {
     await createTask(app, other, { message: 'other query' });
   });
 
+  (profile.services ? it : it.skip)(
+    'when an unfinished task is gone from Redis (or finished by an older version), then it no longer counts as live',
+    async () => {
+      app = await appWithoutWorker({ SEARCH_MAX_LIVE_TASKS: '1' });
+      const user = await registerAndLogin(app.api);
+      const gone = await createTask(app, user, { message: 'first query' });
+      expectLimited(await app.api.post('/v1/chats/search').set(user.auth).send({ message: 'second query' }));
+      const redis = redisInspector(app.config.redisUrl!);
+      try {
+        await redis.hset(taskKey(gone), 'status', 'SUCCESS', 'total', 0);
+        const finishedElsewhere = await createTask(app, user, { message: 'second query' });
+        await redis.del(taskKey(finishedElsewhere));
+      } finally {
+        redis.disconnect();
+      }
+      await createTask(app, user, { message: 'third query' });
+    },
+  );
+
   it('when concurrent creates race for the last live slot, then exactly the cap is accepted', async () => {
     app = await appWithoutWorker({ SEARCH_MAX_LIVE_TASKS: '3' });
     const hog = await registerAndLogin(app.api);

@@ -198,9 +198,16 @@ class MemoryResultStore<R> implements ResultStore<R> {
 // Admission in one step, so concurrent creates cannot both take the last slot. Per owner, a sorted set
 // of unfinished task ids (scored by when they are forgotten) and one of finished ones (scored by
 // when their results expire); expired members are dropped before counting.
+// A task that is gone or finished without leaving the unfinished set (e.g. written by an older
+// version during a rolling upgrade) is dropped from it too: the set holds at most maxLive ids, so
+// checking each is cheap. (Task keys outside KEYS: fine on one Redis, not on Redis Cluster.)
 const CREATE_SCRIPT = `
 local now = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local s = redis.call('HGET', ARGV[8] .. id, 'status')
+  if s ~= 'WAITING' and s ~= 'IN_PROCESS' then redis.call('ZREM', KEYS[2], id) end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 local live = redis.call('ZCARD', KEYS[2])
 if live >= tonumber(ARGV[5]) then return {1, 0} end
@@ -268,6 +275,7 @@ class RedisResultStore<R> implements ResultStore<R> {
           this.limits.maxLive,
           this.limits.maxStored,
           task.context ?? '',
+          `${this.prefix}:task:`,
         ) as Promise<[number, string | number]>,
     );
     if (refused === 1) throw new TaskLimitError('live');

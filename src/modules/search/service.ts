@@ -109,7 +109,10 @@ export class SearchService {
     if (task.status === 'FAILED') throw taskFailed();
     if (task.status !== 'SUCCESS') throw taskNotComplete();
     const offset = from ? decodeCursor(from) : 0;
-    const ids = await this.results.results(taskId, offset, limit + 1);
+    // Rows stored by an earlier version (during a rolling upgrade) are whole hits: their id is used.
+    const ids = (await this.results.results(taskId, offset, limit + 1)).map((row: unknown) =>
+      typeof row === 'string' ? row : String((row as { messageId?: unknown } | null)?.messageId),
+    );
     const { query } = JSON.parse(task.context ?? '{"query":""}') as SearchContext;
     const found = new Map(
       (await this.repository.messages(ids.slice(0, limit), query)).map((message) => [
