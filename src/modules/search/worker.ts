@@ -8,7 +8,10 @@ import { TimeoutError, withTimeout } from '../../infra/timeout.js';
 import type { SearchJob, StoredHit } from './model.js';
 import { isTimeout, SearchRepository, type SearchFilter } from './repository.js';
 
-/** How much later than the database's own statement timeout the worker gives up by itself. */
+/**
+ * How much later than Postgres's own statement timeout the worker gives up by itself (so the
+ * database's cancel, which frees the backend, comes first). PGlite has none: no grace there.
+ */
 const DEADLINE_GRACE_MS = 250;
 
 /** First retry delay while the database is unreachable; it doubles on each attempt. */
@@ -51,12 +54,13 @@ export function createSearchWorker(
 ): (job: SearchJob) => Promise<void> {
   const repository = new SearchRepository(db.knex);
   const { maxResults, timeoutMs, maxAttempts } = config.search;
+  const deadlineMs = timeoutMs + (db.kind === 'embedded' ? 0 : DEADLINE_GRACE_MS);
 
   /** The hits, or why there are none; only the database is retried here. */
   async function run(filter: SearchFilter): Promise<StoredHit[] | { error: string }> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await withDeadline(repository.search(filter, maxResults), timeoutMs + DEADLINE_GRACE_MS);
+        return await withDeadline(repository.search(filter, maxResults), deadlineMs);
       } catch (error) {
         if (isTimeout(error) || error instanceof TimeoutError) return { error: 'timeout' };
         if (!db.isUnavailable(error)) throw error;
