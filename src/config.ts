@@ -68,6 +68,14 @@ export interface Config {
     prefetch: number;
     maxAttempts: number;
     queue: string;
+    /** Unfinished tasks (WAITING, IN_PROCESS) one user may have at once. */
+    maxLiveTasks: number;
+    /** Tasks one user may hold at once: unfinished, or finished with results kept for resultTtlSeconds. */
+    maxStoredTasks: number;
+    /** Words in one query. */
+    maxTerms: number;
+    /** Bytes the in-process result store (no REDIS_URL) may hold, results and reservations. */
+    storeMaxBytes: number;
   };
 }
 
@@ -228,6 +236,10 @@ export function loadConfig(env: Env = process.env): Config {
       prefetch: integer(env, 'SEARCH_PREFETCH', 4, 1, 1000),
       maxAttempts: integer(env, 'SEARCH_MAX_ATTEMPTS', 3, 1, 100),
       queue: present(env, 'SEARCH_QUEUE') ?? 'messenger.search',
+      maxLiveTasks: integer(env, 'SEARCH_MAX_LIVE_TASKS', 4, 1, 1000),
+      maxStoredTasks: integer(env, 'SEARCH_MAX_STORED_TASKS', 30, 1, 100_000),
+      maxTerms: integer(env, 'SEARCH_MAX_TERMS', 16, 1, 1000),
+      storeMaxBytes: integer(env, 'SEARCH_STORE_MAX_BYTES', 67_108_864, 65_536, 17_179_869_184),
     },
   };
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {

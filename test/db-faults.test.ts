@@ -5,8 +5,9 @@ import { createService, type Service } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createDatabase, type Database } from '../src/infra/db.js';
 import { createLogger } from '../src/infra/logger.js';
-import { createResultStore, type ResultStore } from '../src/infra/results.js';
-import type { SearchHit } from '../src/modules/search/model.js';
+import type { ResultStore } from '../src/infra/results.js';
+import { searchBackends } from '../src/modules/search/backends.js';
+import type { StoredHit } from '../src/modules/search/model.js';
 import { createSearchDatabase, createSearchWorker } from '../src/modules/search/worker.js';
 import { apiFor, startApp, type TestApp } from './support/app.js';
 import { send, unique, type User, memberOfNewChat } from './support/fixtures.js';
@@ -197,17 +198,15 @@ if (profile.services) {
       SEARCH_MAX_ATTEMPTS: '8',
     });
     let db: Database;
-    let results: ResultStore<SearchHit>;
+    let results: ResultStore<StoredHit>;
     let job: ReturnType<typeof createSearchWorker>;
 
     before(async () => {
       await proxy.start();
       const proxied = { ...config, database: { kind: 'url' as const, url: proxy.proxiedUrl(databaseUrl) } };
       db = await createSearchDatabase(proxied, logger);
-      results = createResultStore<SearchHit>(
-        { redisUrl: undefined, ttlSeconds: 60, name: 'search results', keyPrefix: 'search' },
-        logger,
-      );
+      // The store the search module itself builds for these settings (in memory: no REDIS_URL).
+      results = searchBackends(proxied, logger).results;
       job = createSearchWorker(proxied, db, results, logger);
     });
 

@@ -1,4 +1,5 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { DataValidationCxt } from 'ajv/dist/types/index.js';
 import type { ParsedUrlQuery } from 'node:querystring';
 import YAML from 'yaml';
 import { badCursor, badParameters } from '../errors.js';
@@ -25,6 +26,7 @@ interface Schema {
   format?: string;
   'x-error'?: string;
   'x-bytes'?: [number, number];
+  'x-name'?: 'display' | 'login';
   properties?: Record<string, Schema>;
   required?: string[];
   $ref?: string;
@@ -52,9 +54,28 @@ interface Document {
 const ISO_TIME =
   /^(?!0000)\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$/i;
 
+// The instants PostgreSQL's timestamptz accepts back from Date.toISOString(): a zone offset can move
+// 0001-01-01T00:00+14:00 into year 0000 and 9999-12-31T23:59-14:00 into year 10000, which it refuses.
+const EARLIEST = new Date('0001-01-01T00:00:00Z').getTime();
+const LATEST = new Date('9999-12-31T23:59:59.999Z').getTime();
+
 function isTime(value: string): boolean {
-  return ISO_TIME.test(value) && !Number.isNaN(new Date(value).getTime());
+  if (!ISO_TIME.test(value)) return false;
+  // JavaScript rolls 2023-02-30 over to March 2nd: a day the month does not have is refused instead.
+  const [year, month, day] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const daysInMonth =
+    new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !isLeap(year) ? 1 : 0);
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) return false;
+  const time = new Date(value).getTime();
+  return time >= EARLIEST && time <= LATEST;
 }
+
+const isLeap = (year: number) => (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+
+// Display names are shown to other members: a bidi override (U+202E) or isolate can make a name read
+// as someone else's, and control characters (including line breaks) can fake layout. Zero-width
+// joiners stay allowed (emoji sequences need them).
+const NAME_FORBIDDEN = /[\p{Cc}\p{Zl}\p{Zp}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
 
 /** Query strings carry text only, so their integers are converted; JSON bodies keep their types. */
 function createAjv(coerceTypes: boolean): Ajv {
@@ -72,6 +93,19 @@ function createAjv(coerceTypes: boolean): Ajv {
       return bytes >= min && bytes <= max;
     },
   });
+  // Names: stored and compared in NFC, so one name has one spelling. `display` (shown to others) also
+  // refuses NAME_FORBIDDEN; `login` only normalises, so a name is found however it was typed.
+  ajv.addKeyword({
+    keyword: 'x-name',
+    type: 'string',
+    schemaType: 'string',
+    modifying: true,
+    validate: (kind: 'display' | 'login', value: string, _schema?: unknown, data?: DataValidationCxt) => {
+      const normal = value.normalize('NFC');
+      if (data) (data.parentData as Record<string | number, unknown>)[data.parentDataProperty] = normal;
+      return kind !== 'display' || !NAME_FORBIDDEN.test(normal);
+    },
+  });
   return ajv;
 }
 
@@ -87,11 +121,13 @@ function describe(error: ErrorObject, where: string): string {
     case 'minimum':
     case 'maximum':
       return `${field} must be ${schema.minimum ?? '-∞'}..${schema.maximum ?? '∞'}`;
+    case 'x-name':
+      return `${field} must not contain control characters or bidirectional overrides (e.g. U+202E)`;
     case 'x-bytes':
       return `${field} must be ${schema['x-bytes']?.join('..')} bytes in UTF-8`;
     case 'format':
       return schema.format === 'date-time'
-        ? `${field} must be an ISO 8601 date or date-time (years 0001..9999)`
+        ? `${field} must be an ISO 8601 date or date-time of a real calendar day, years 0001..9999 in UTC`
         : `${field} must be a ${schema.format}`;
     case 'type':
       return `${field} must be ${schema.type === 'integer' ? 'a whole number' : `a ${schema.type}`}`;

@@ -34,19 +34,36 @@ export interface JobQueueOptions<T> {
   queue: string;
   /** Tells a job from a malformed message (which goes to the dead-letter queue). */
   isJob: (value: unknown) => value is T;
+  /** In-process queue only: jobs with different keys (e.g. users) take turns. */
+  fairnessKey?: (job: T) => string;
 }
 
-/** Jobs run in this process: the embedded default, no broker needed. */
+/**
+ * Jobs run in this process: the embedded default, no broker needed. Waiting jobs are kept per
+ * fairness key; a free slot goes to the key with the fewest jobs running, keys taking turns among
+ * equals, so one key's backlog delays another key's job by at most the jobs already running.
+ */
 class InProcessQueue<T> implements JobQueue<T> {
   private handler: JobHandler<T> | undefined;
-  private readonly waiting: T[] = [];
+  private readonly waiting = new Map<string, T[]>();
   private readonly running = new Set<Promise<void>>();
+  /** Jobs running per key. */
+  private readonly busy = new Map<string, number>();
+  /** When each active key last had a job started (a tick count). */
+  private readonly served = new Map<string, number>();
+  private ticks = 0;
   private limit = 1;
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly keyOf: (job: T) => string = () => '',
+  ) {}
 
   publish(job: T): Promise<void> {
-    this.waiting.push(job);
+    const key = this.keyOf(job);
+    const jobs = this.waiting.get(key);
+    if (jobs) jobs.push(job);
+    else this.waiting.set(key, [job]);
     this.pump();
     return Promise.resolve();
   }
@@ -58,14 +75,38 @@ class InProcessQueue<T> implements JobQueue<T> {
     return Promise.resolve();
   }
 
+  /** The waiting job of the key with the fewest jobs running; among equals, the one served least lately. */
+  private next(): { key: string; job: T } | undefined {
+    let chosen: string | undefined;
+    const rank = (key: string) => [this.busy.get(key) ?? 0, this.served.get(key) ?? -1] as const;
+    for (const key of this.waiting.keys()) {
+      if (chosen === undefined) chosen = key;
+      const [busy, served] = rank(key);
+      const [chosenBusy, chosenServed] = rank(chosen);
+      if (busy < chosenBusy || (busy === chosenBusy && served < chosenServed)) chosen = key;
+    }
+    if (chosen === undefined) return undefined;
+    const jobs = this.waiting.get(chosen)!;
+    const job = jobs.shift()!;
+    if (!jobs.length) this.waiting.delete(chosen);
+    this.served.set(chosen, ++this.ticks);
+    return { key: chosen, job };
+  }
+
   private pump(): void {
     const handler = this.handler;
-    while (handler && this.running.size < this.limit && this.waiting.length) {
-      const job = this.waiting.shift()!;
+    while (handler && this.running.size < this.limit && this.waiting.size) {
+      const { key, job } = this.next()!;
+      this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
       const run = handler(job, { redelivered: false })
         .catch((error: unknown) => this.logger.error({ err: error }, 'job failed'))
         .finally(() => {
           this.running.delete(run);
+          const busy = this.busy.get(key)! - 1;
+          if (busy) this.busy.set(key, busy);
+          else this.busy.delete(key);
+          // A key with nothing waiting or running is forgotten: the maps hold active keys only.
+          if (!busy && !this.waiting.has(key)) this.served.delete(key);
           this.pump();
         });
       this.running.add(run);
@@ -231,5 +272,7 @@ class RabbitQueue<T> implements JobQueue<T> {
 }
 
 export function createJobQueue<T>(options: JobQueueOptions<T>, logger: Logger): JobQueue<T> {
-  return options.amqpUrl ? new RabbitQueue(options.amqpUrl, options, logger) : new InProcessQueue<T>(logger);
+  return options.amqpUrl
+    ? new RabbitQueue(options.amqpUrl, options, logger)
+    : new InProcessQueue<T>(logger, options.fairnessKey);
 }

@@ -13,6 +13,32 @@ export interface TaskRecord {
   status: TaskStatus;
   error?: string;
   total?: number;
+  /** What a reader needs besides the results (e.g. the search query), opaque to the store. */
+  context?: string;
+}
+
+/** create() refused: the owner holds too many tasks, or the in-process store is full. */
+export class TaskLimitError extends Error {
+  constructor(
+    readonly reason: 'live' | 'stored' | 'full',
+    /** When a slot frees up for sure (a finished task expires), when the store knows. */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(`task refused: ${reason}`);
+    this.name = 'TaskLimitError';
+  }
+}
+
+/** What one owner may hold, and (in-process store only) what the store may hold in all. */
+export interface ResultStoreLimits {
+  /** Unfinished tasks per owner. */
+  maxLive: number;
+  /** Tasks per owner, unfinished or finished and not yet expired. */
+  maxStored: number;
+  /** In-process store: bytes in all (results as JSON, and a reservation for each unfinished task). */
+  maxBytes: number;
+  /** Bytes reserved for an unfinished task: the most its results can take. */
+  reserveBytes: number;
 }
 
 /**
@@ -21,6 +47,7 @@ export interface TaskRecord {
  * expire `ttlSeconds` after completion; reading never deletes.
  */
 export interface ResultStore<R> {
+  /** Throws TaskLimitError when the owner (or the store) is at its limits. */
   create(task: TaskRecord): Promise<void>;
   get(taskId: string): Promise<TaskRecord | undefined>;
   /** Moves a task that exists and is not finished to IN_PROCESS; false when there is nothing to do. */
@@ -38,32 +65,84 @@ export interface ResultStore<R> {
 // Unfinished tasks wait at most this long for a consumer before they are forgotten.
 const PENDING_TTL_SECONDS = 86_400;
 
-class MemoryResultStore<R> implements ResultStore<R> {
-  private readonly tasks = new Map<string, { task: TaskRecord; results: R[]; expiresAt: number }>();
-  private readonly sweeper: NodeJS.Timeout;
+const secondsUntil = (at: number) => Math.max(1, Math.ceil((at - Date.now()) / 1000));
+const ANONYMOUS = 'anonymous';
 
-  constructor(private readonly ttlSeconds: number) {
-    this.sweeper = setInterval(() => {
-      const now = Date.now();
-      for (const [id, entry] of this.tasks) if (entry.expiresAt <= now) this.tasks.delete(id);
-    }, 10_000).unref();
+interface MemoryEntry<R> {
+  task: TaskRecord;
+  results: R[];
+  expiresAt: number;
+  /** Counted against maxBytes: the reservation while unfinished, the results' JSON size once done. */
+  bytes: number;
+}
+
+const finished = (task: TaskRecord) => task.status === 'SUCCESS' || task.status === 'FAILED';
+
+/** Per-owner caps as in Redis, and a byte budget for the whole process. */
+class MemoryResultStore<R> implements ResultStore<R> {
+  private readonly tasks = new Map<string, MemoryEntry<R>>();
+  private readonly sweeper: NodeJS.Timeout;
+  private bytes = 0;
+
+  constructor(
+    private readonly ttlSeconds: number,
+    private readonly limits: ResultStoreLimits,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), 10_000).unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, entry] of this.tasks) if (entry.expiresAt <= now) this.drop(id, entry);
+  }
+
+  private drop(taskId: string, entry: MemoryEntry<R>): void {
+    this.tasks.delete(taskId);
+    this.bytes -= entry.bytes;
   }
 
   private entry(taskId: string) {
     const entry = this.tasks.get(taskId);
     if (entry && entry.expiresAt <= Date.now()) {
-      this.tasks.delete(taskId);
+      this.drop(taskId, entry);
       return undefined;
     }
     return entry;
   }
 
+  /** The first moment a finished task (of `owner`, or anyone's) expires and frees its share. */
+  private nextExpiry(owner?: string | null): number | undefined {
+    let next: number | undefined;
+    for (const { task, expiresAt } of this.tasks.values()) {
+      if (finished(task) && (owner === undefined || task.ownerId === owner)) {
+        next = Math.min(next ?? expiresAt, expiresAt);
+      }
+    }
+    return next;
+  }
+
   create(task: TaskRecord): Promise<void> {
+    this.sweep();
+    const { maxLive, maxStored, maxBytes, reserveBytes } = this.limits;
+    const owned = [...this.tasks.values()].filter((entry) => entry.task.ownerId === task.ownerId);
+    if (owned.filter((entry) => !finished(entry.task)).length >= maxLive) {
+      return Promise.reject(new TaskLimitError('live'));
+    }
+    if (owned.length >= maxStored) {
+      const at = this.nextExpiry(task.ownerId);
+      return Promise.reject(new TaskLimitError('stored', at && secondsUntil(at)));
+    }
+    if (this.bytes + reserveBytes > maxBytes) {
+      const at = this.nextExpiry();
+      return Promise.reject(new TaskLimitError('full', at && secondsUntil(at)));
+    }
     this.tasks.set(task.id, {
       task: { ...task },
       results: [],
       expiresAt: Date.now() + PENDING_TTL_SECONDS * 1000,
+      bytes: reserveBytes,
     });
+    this.bytes += reserveBytes;
     return Promise.resolve();
   }
 
@@ -74,33 +153,35 @@ class MemoryResultStore<R> implements ResultStore<R> {
 
   start(taskId: string): Promise<boolean> {
     const entry = this.entry(taskId);
-    if (!entry || entry.task.status === 'SUCCESS' || entry.task.status === 'FAILED')
-      return Promise.resolve(false);
+    if (!entry || finished(entry.task)) return Promise.resolve(false);
     entry.task.status = 'IN_PROCESS';
     return Promise.resolve(true);
   }
 
+  private finish(entry: MemoryEntry<R>, task: TaskRecord, results: R[]): void {
+    const bytes = results.length ? Buffer.byteLength(JSON.stringify(results)) : 0;
+    this.bytes += bytes - entry.bytes;
+    entry.bytes = bytes;
+    entry.task = task;
+    entry.results = results;
+    entry.expiresAt = Date.now() + this.ttlSeconds * 1000;
+  }
+
   succeed(taskId: string, results: R[]): Promise<void> {
     const entry = this.entry(taskId);
-    if (entry) {
-      entry.task = { ...entry.task, status: 'SUCCESS', total: results.length };
-      entry.results = results;
-      entry.expiresAt = Date.now() + this.ttlSeconds * 1000;
-    }
+    if (entry) this.finish(entry, { ...entry.task, status: 'SUCCESS', total: results.length }, results);
     return Promise.resolve();
   }
 
   fail(taskId: string, error: string): Promise<void> {
     const entry = this.entry(taskId);
-    if (entry) {
-      entry.task = { ...entry.task, status: 'FAILED', error };
-      entry.expiresAt = Date.now() + this.ttlSeconds * 1000;
-    }
+    if (entry) this.finish(entry, { ...entry.task, status: 'FAILED', error }, []);
     return Promise.resolve();
   }
 
   remove(taskId: string): Promise<void> {
-    this.tasks.delete(taskId);
+    const entry = this.tasks.get(taskId);
+    if (entry) this.drop(taskId, entry);
     return Promise.resolve();
   }
 
@@ -114,7 +195,36 @@ class MemoryResultStore<R> implements ResultStore<R> {
   }
 }
 
-/** A task is a hash, its results a list of JSON rows read with LRANGE; both expire together. */
+// Admission in one step, so concurrent creates cannot both take the last slot. Per owner, a sorted set
+// of unfinished task ids (scored by when they are forgotten) and one of finished ones (scored by
+// when their results expire); expired members are dropped before counting.
+// A task that is gone or finished without leaving the unfinished set (e.g. written by an older
+// version during a rolling upgrade) is dropped from it too: the set holds at most maxLive ids, so
+// checking each is cheap. (Task keys outside KEYS: fine on one Redis, not on Redis Cluster.)
+const CREATE_SCRIPT = `
+local now = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local s = redis.call('HGET', ARGV[8] .. id, 'status')
+  if s ~= 'WAITING' and s ~= 'IN_PROCESS' then redis.call('ZREM', KEYS[2], id) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local live = redis.call('ZCARD', KEYS[2])
+if live >= tonumber(ARGV[5]) then return {1, 0} end
+if live + redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[6]) then
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  return {2, first[2] or 0}
+end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'status', 'WAITING', 'context', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {0, 0}`;
+
+/**
+ * A task is a hash, its results a list read with LRANGE; both expire together. Each owner has two
+ * sorted sets of task ids (unfinished, finished) for the per-owner caps.
+ */
 class RedisResultStore<R> implements ResultStore<R> {
   get monitor(): DependencyMonitor {
     return this.redis.monitor;
@@ -123,8 +233,9 @@ class RedisResultStore<R> implements ResultStore<R> {
   constructor(
     private readonly redis: RedisConnection,
     private readonly ttlSeconds: number,
-    /** Keys are `<prefix>:task:<id>` and `<prefix>:hits:<id>`. */
+    /** Keys are `<prefix>:task:<id>`, `<prefix>:hits:<id>`, `<prefix>:live:<owner>`, `<prefix>:done:<owner>`. */
     private readonly prefix: string,
+    private readonly limits: ResultStoreLimits,
   ) {}
 
   private async call<T>(operation: () => Promise<T>): Promise<T> {
@@ -138,16 +249,40 @@ class RedisResultStore<R> implements ResultStore<R> {
 
   private readonly taskKey = (id: string) => `${this.prefix}:task:${id}`;
   private readonly hitsKey = (id: string) => `${this.prefix}:hits:${id}`;
+  private readonly liveKey = (owner: string) => `${this.prefix}:live:${owner}`;
+  private readonly doneKey = (owner: string) => `${this.prefix}:done:${owner}`;
 
-  create(task: TaskRecord): Promise<void> {
-    const key = this.taskKey(task.id);
-    return this.call(async () => {
-      await this.redis.client
-        .multi()
-        .hset(key, { owner: task.ownerId ?? '', status: task.status })
-        .expire(key, PENDING_TTL_SECONDS)
-        .exec();
-    });
+  /** The owner as stored in the task hash ('' when anonymous); undefined when the task is gone. */
+  private async owner(taskId: string): Promise<string | undefined> {
+    const owner = await this.redis.client.hget(this.taskKey(taskId), 'owner');
+    return owner === null ? undefined : owner || ANONYMOUS;
+  }
+
+  async create(task: TaskRecord): Promise<void> {
+    const owner = task.ownerId ?? ANONYMOUS;
+    const [refused, firstExpiry] = await this.call(
+      () =>
+        this.redis.client.eval(
+          CREATE_SCRIPT,
+          3,
+          this.taskKey(task.id),
+          this.liveKey(owner),
+          this.doneKey(owner),
+          task.ownerId ?? '',
+          task.id,
+          Date.now(),
+          PENDING_TTL_SECONDS * 1000,
+          this.limits.maxLive,
+          this.limits.maxStored,
+          task.context ?? '',
+          `${this.prefix}:task:`,
+        ) as Promise<[number, string | number]>,
+    );
+    if (refused === 1) throw new TaskLimitError('live');
+    if (refused === 2) {
+      const at = Number(firstExpiry);
+      throw new TaskLimitError('stored', at > 0 ? secondsUntil(at) : undefined);
+    }
   }
 
   get(taskId: string): Promise<TaskRecord | undefined> {
@@ -161,6 +296,7 @@ class RedisResultStore<R> implements ResultStore<R> {
       };
       if (fields.error) task.error = fields.error;
       if (fields.total !== undefined) task.total = Number(fields.total);
+      if (fields.context) task.context = fields.context;
       return task;
     });
   }
@@ -179,34 +315,42 @@ class RedisResultStore<R> implements ResultStore<R> {
     });
   }
 
-  succeed(taskId: string, results: R[]): Promise<void> {
+  /** Writes the outcome, and moves the task from its owner's unfinished set to the finished one. */
+  private finish(taskId: string, fields: Record<string, string | number>, results: R[]): Promise<void> {
     const taskKey = this.taskKey(taskId);
     const hitsKey = this.hitsKey(taskId);
     return this.call(async () => {
+      const owner = await this.owner(taskId);
       const transaction = this.redis.client.multi().del(hitsKey);
       if (results.length) transaction.rpush(hitsKey, ...results.map((result) => JSON.stringify(result)));
-      await transaction
-        .hset(taskKey, { status: 'SUCCESS', total: results.length })
-        .expire(taskKey, this.ttlSeconds)
-        .expire(hitsKey, this.ttlSeconds)
-        .exec();
+      transaction.hset(taskKey, fields).expire(taskKey, this.ttlSeconds).expire(hitsKey, this.ttlSeconds);
+      if (owner !== undefined) {
+        const expiresAt = Date.now() + this.ttlSeconds * 1000;
+        transaction
+          .zrem(this.liveKey(owner), taskId)
+          .zadd(this.doneKey(owner), expiresAt, taskId)
+          .pexpire(this.doneKey(owner), this.ttlSeconds * 1000);
+      }
+      await transaction.exec();
     });
   }
 
+  succeed(taskId: string, results: R[]): Promise<void> {
+    return this.finish(taskId, { status: 'SUCCESS', total: results.length }, results);
+  }
+
   fail(taskId: string, error: string): Promise<void> {
-    const taskKey = this.taskKey(taskId);
-    return this.call(async () => {
-      await this.redis.client
-        .multi()
-        .hset(taskKey, { status: 'FAILED', error })
-        .expire(taskKey, this.ttlSeconds)
-        .exec();
-    });
+    return this.finish(taskId, { status: 'FAILED', error }, []);
   }
 
   remove(taskId: string): Promise<void> {
     return this.call(async () => {
-      await this.redis.client.del(this.taskKey(taskId), this.hitsKey(taskId));
+      const owner = await this.owner(taskId);
+      const transaction = this.redis.client.multi().del(this.taskKey(taskId), this.hitsKey(taskId));
+      if (owner !== undefined) {
+        transaction.zrem(this.liveKey(owner), taskId).zrem(this.doneKey(owner), taskId);
+      }
+      await transaction.exec();
     });
   }
 
@@ -223,10 +367,16 @@ class RedisResultStore<R> implements ResultStore<R> {
 }
 
 export function createResultStore<R>(
-  options: { redisUrl?: string; ttlSeconds: number; name: string; keyPrefix: string },
+  options: {
+    redisUrl?: string;
+    ttlSeconds: number;
+    name: string;
+    keyPrefix: string;
+    limits: ResultStoreLimits;
+  },
   logger: Logger,
 ): ResultStore<R> {
-  if (!options.redisUrl) return new MemoryResultStore<R>(options.ttlSeconds);
+  if (!options.redisUrl) return new MemoryResultStore<R>(options.ttlSeconds, options.limits);
   const redis = connectRedis(options.redisUrl, options.name, logger);
-  return new RedisResultStore<R>(redis, options.ttlSeconds, options.keyPrefix);
+  return new RedisResultStore<R>(redis, options.ttlSeconds, options.keyPrefix, options.limits);
 }

@@ -61,10 +61,10 @@ export function redisInspector(url: string): Redis {
 export const taskKey = (taskId: string) => `search:task:${taskId}`;
 export const hitsKey = (taskId: string) => `search:hits:${taskId}`;
 
-/** The stored results of a task, as Redis holds them (every row, in order). */
+/** The stored results of a task, as Redis holds them (every row, in order): message ids. */
 export async function storedHits(redis: Redis, taskId: string): Promise<{ messageId: string }[]> {
   const rows = await redis.lrange(hitsKey(taskId), 0, -1);
-  return rows.map((row) => JSON.parse(row) as { messageId: string });
+  return rows.map((row) => ({ messageId: JSON.parse(row) as string }));
 }
 
 /** Direct access to the broker with amqplib, around the app's own adapter. */

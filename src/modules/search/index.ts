@@ -4,6 +4,7 @@ import type { ChatsService } from '../chats/index.js';
 import type { AppModule, ModuleContext } from '../types.js';
 import { searchBackends } from './backends.js';
 import { searchRoutes } from './routes.js';
+import { SearchRepository } from './repository.js';
 import { SearchService } from './service.js';
 import { createSearchDatabase, createSearchWorker } from './worker.js';
 
@@ -26,7 +27,11 @@ export async function searchModule(
       config.search.prefetch,
     );
   }
-  const service = new SearchService(results, queue, deps.chats);
+  // Results pages read their messages through the API's own pool (by primary key: short queries).
+  const service = new SearchService(results, queue, deps.chats, new SearchRepository(db.knex), {
+    maxTerms: config.search.maxTerms,
+    timeoutMs: config.search.timeoutMs,
+  });
   return {
     name: 'search',
     routes: (router) =>

@@ -4,6 +4,20 @@ import type { TaskRecord, TaskStatus } from '../../infra/results.js';
 export type SearchTask = TaskRecord;
 export type { TaskStatus };
 
+/**
+ * What a task stores per message found: its id only. Texts and highlights are read from the
+ * database page by page, so a task holds ~50 bytes per hit rather than the message text.
+ */
+export type StoredHit = string;
+
+/** Bytes a stored hit takes as JSON ("<uuid>", with a comma), for the in-process store's budget. */
+export const STORED_ID_BYTES = 39;
+
+/** The query a task's highlights are computed with, kept with the task. */
+export interface SearchContext {
+  query: string;
+}
+
 /** One message found, in the code's names (present.ts shows it to clients). */
 export interface SearchHit {
   messageId: string;

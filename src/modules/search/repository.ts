@@ -10,7 +10,7 @@ export interface SearchFilter {
   before?: Date;
 }
 
-/** A message found, with ts_headline's fragments. */
+/** A stored hit read back for a results page, with ts_headline's fragments. */
 export interface FoundMessage {
   messageId: string;
   chatId: string;
@@ -30,15 +30,13 @@ export function isTimeout(error: unknown): boolean {
 }
 
 /**
- * One full-text query, newest first, restricted to the caller's chats inside the SQL. Headlines are
- * computed only for the rows kept.
+ * One full-text query, newest first, restricted to the caller's chats inside the SQL. Only the ids
+ * are kept: texts and highlights are read per results page.
  */
-const SEARCH_SQL = `WITH q AS (SELECT websearch_to_tsquery('russian', :query) AS query),
-         hits AS (
-           SELECT m.seq, m.id, m.chat_id, m.member_id, m.text, m.created_at
+const SEARCH_SQL = `SELECT m.id AS "messageId"
            FROM messages m
-           -- Inline (not through q): the planner then estimates the matches and can walk seq backwards
-           -- for common words instead of fetching every match to sort it.
+           -- Inline tsquery: the planner then estimates the matches and can walk seq backwards for
+           -- common words instead of fetching every match to sort it.
            WHERE m.search_vector @@ websearch_to_tsquery('russian', :query)
              AND (CAST(:userId AS uuid) IS NULL
                   OR m.chat_id IN (SELECT chat_id FROM members WHERE user_id = CAST(:userId AS uuid)))
@@ -47,21 +45,14 @@ const SEARCH_SQL = `WITH q AS (SELECT websearch_to_tsquery('russian', :query) AS
              AND (CAST(:after AS timestamptz) IS NULL OR m.created_at >= CAST(:after AS timestamptz))
              AND (CAST(:before AS timestamptz) IS NULL OR m.created_at < CAST(:before AS timestamptz))
            ORDER BY m.seq DESC
-           LIMIT :limit
-         )
-         SELECT hits.id AS "messageId", hits.chat_id AS "chatId", hits.member_id AS "memberId", hits.text,
-                hits.created_at AS "createdAt",
-                ts_headline('russian', hits.text, q.query,
-                  'StartSel=<mark>, StopSel=</mark>, MaxFragments=3, MaxWords=12, MinWords=4, FragmentDelimiter="${HEADLINE_DELIMITER}"')
-                  AS headline
-         FROM hits, q
-         ORDER BY hits.seq DESC`;
+           LIMIT :limit`;
+
+const HEADLINE_OPTIONS = `StartSel=<mark>, StopSel=</mark>, MaxFragments=3, MaxWords=12, MinWords=4, FragmentDelimiter="${HEADLINE_DELIMITER}"`;
 
 /**
  * The search statement with the named bindings it takes: the repository runs it, and the benchmark's
  * straight-through-pg ceiling runs the very same.
  */
-/** The query and its bindings, exported for the benchmark's straight-through-pg ceiling. */
 export const SEARCH_STATEMENT = {
   sql: SEARCH_SQL,
   bindings: (filter: SearchFilter, maxResults: number) => ({
@@ -78,11 +69,25 @@ export const SEARCH_STATEMENT = {
 export class SearchRepository {
   constructor(private readonly knex: Knex) {}
 
-  /** The statement timeout of the search jobs' own connections (SEARCH_TIMEOUT_MS) bounds it. */
-  async search(filter: SearchFilter, maxResults: number): Promise<FoundMessage[]> {
-    const { rows } = await this.knex.raw<{ rows: FoundMessage[] }>(
+  /** The ids of the newest matches; the statement timeout of the search jobs' connections bounds it. */
+  async search(filter: SearchFilter, maxResults: number): Promise<string[]> {
+    const { rows } = await this.knex.raw<{ rows: { messageId: string }[] }>(
       SEARCH_STATEMENT.sql,
       SEARCH_STATEMENT.bindings(filter, maxResults),
+    );
+    return rows.map((row) => row.messageId);
+  }
+
+  /** The messages of one results page (by primary key), with highlights for `query`; any order. */
+  async messages(ids: string[], query: string): Promise<FoundMessage[]> {
+    if (!ids.length) return [];
+    const { rows } = await this.knex.raw<{ rows: FoundMessage[] }>(
+      `SELECT m.id AS "messageId", m.chat_id AS "chatId", m.member_id AS "memberId", m.text,
+              m.created_at AS "createdAt",
+              ts_headline('russian', m.text, websearch_to_tsquery('russian', ?), '${HEADLINE_OPTIONS}') AS headline
+       FROM messages m
+       WHERE m.id IN (${ids.map(() => 'CAST(? AS uuid)').join(', ')})`,
+      [query, ...ids],
     );
     return rows;
   }

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { taskFailed, taskNotComplete, taskNotFound } from '../../errors.js';
+import { badParameters, taskFailed, taskNotComplete, taskNotFound, tooManyRequests } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { JobQueue } from '../../infra/queue.js';
-import type { ResultStore } from '../../infra/results.js';
+import { TaskLimitError, type ResultStore } from '../../infra/results.js';
 import type { ChatsService } from '../chats/index.js';
 import type { Caller } from '../types.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import type { SearchHit, SearchJob, SearchTask } from './model.js';
+import type { SearchContext, SearchHit, SearchJob, SearchTask, StoredHit } from './model.js';
+import { HEADLINE_DELIMITER, type FoundMessage, type SearchRepository } from './repository.js';
 
 export interface SearchRequest {
   query: string;
@@ -22,18 +23,62 @@ export interface SearchPage {
   next?: string;
 }
 
+/** Words as the full-text parser splits them (letters and digits), for SEARCH_MAX_TERMS. */
+const WORD = /[\p{L}\p{N}]+/gu;
+
+/** The fragments that hold a match; all of them when none does (a match only in a stem form). */
+function hitOf({ headline, createdAt, ...message }: FoundMessage): SearchHit {
+  const fragments = headline.split(HEADLINE_DELIMITER);
+  const marked = fragments.filter((fragment) => fragment.includes('<mark>'));
+  return {
+    ...message,
+    createdAt: new Date(createdAt).toISOString(),
+    highlights: marked.length ? marked : fragments,
+  };
+}
+
+export interface SearchLimits {
+  maxTerms: number;
+  /** SEARCH_TIMEOUT_MS: how long until a running job frees its owner's slot, at most. */
+  timeoutMs: number;
+}
+
 /** The API side: tasks are created, queued, and read back page by page by their creator only. */
 export class SearchService {
   constructor(
-    private readonly results: ResultStore<SearchHit>,
+    private readonly results: ResultStore<StoredHit>,
     private readonly queue: JobQueue<SearchJob>,
     private readonly chats: ChatsService,
+    private readonly repository: SearchRepository,
+    private readonly limits: SearchLimits,
   ) {}
 
+  /**
+   * Fairness on a shared FIFO queue: each user has at most SEARCH_MAX_LIVE_TASKS unfinished tasks
+   * (429 beyond), each job runs at most SEARCH_TIMEOUT_MS, and consumers take SEARCH_PREFETCH jobs at
+   * once, so one user's backlog delays another user's job by at most about
+   * ceil(SEARCH_MAX_LIVE_TASKS / SEARCH_PREFETCH) job times (one, with the defaults 4 and 4) —
+   * without per-user queues or a dispatcher.
+   */
   async create(caller: Caller, request: SearchRequest): Promise<string> {
+    const terms = request.query.match(WORD)?.length ?? 0;
+    if (terms > this.limits.maxTerms) {
+      throw badParameters(`message must have at most ${this.limits.maxTerms} words, got ${terms}`);
+    }
     if (request.chatId !== undefined) await this.chats.requireVisible(caller, request.chatId);
     const taskId = randomUUID();
-    await this.results.create({ id: taskId, ownerId: caller.userId, status: 'WAITING' });
+    const context: SearchContext = { query: request.query };
+    try {
+      await this.results.create({
+        id: taskId,
+        ownerId: caller.userId,
+        status: 'WAITING',
+        context: JSON.stringify(context),
+      });
+    } catch (error) {
+      if (!(error instanceof TaskLimitError)) throw error;
+      throw tooManyRequests(error.retryAfterSeconds ?? Math.ceil(this.limits.timeoutMs / 1000));
+    }
     const job: SearchJob = {
       taskId,
       userId: caller.userId,
@@ -64,9 +109,25 @@ export class SearchService {
     if (task.status === 'FAILED') throw taskFailed();
     if (task.status !== 'SUCCESS') throw taskNotComplete();
     const offset = from ? decodeCursor(from) : 0;
-    const hits = await this.results.results(taskId, offset, limit + 1);
-    const page: SearchPage = { hits: hits.slice(0, limit) };
-    if (hits.length > limit) page.next = encodeCursor(offset + limit);
+    // Rows stored by an earlier version (during a rolling upgrade) are whole hits: their id is used.
+    const ids = (await this.results.results(taskId, offset, limit + 1)).map((row: unknown) =>
+      typeof row === 'string' ? row : String((row as { messageId?: unknown } | null)?.messageId),
+    );
+    const { query } = JSON.parse(task.context ?? '{"query":""}') as SearchContext;
+    const found = new Map(
+      (await this.repository.messages(ids.slice(0, limit), query)).map((message) => [
+        message.messageId,
+        message,
+      ]),
+    );
+    // The stored order (newest first); messages are never deleted, but a missing one is skipped.
+    const hits = ids
+      .slice(0, limit)
+      .map((id) => found.get(id))
+      .filter((message) => message !== undefined)
+      .map(hitOf);
+    const page: SearchPage = { hits };
+    if (ids.length > limit) page.next = encodeCursor(offset + limit);
     return page;
   }
 }

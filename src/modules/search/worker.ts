@@ -5,16 +5,13 @@ import type { Logger } from '../../infra/logger.js';
 import type { Metrics } from '../../infra/metrics.js';
 import type { ResultStore } from '../../infra/results.js';
 import { TimeoutError } from '../../infra/timeout.js';
-import type { SearchHit, SearchJob } from './model.js';
-import {
-  HEADLINE_DELIMITER,
-  isTimeout,
-  SearchRepository,
-  type FoundMessage,
-  type SearchFilter,
-} from './repository.js';
+import type { SearchJob, StoredHit } from './model.js';
+import { isTimeout, SearchRepository, type SearchFilter } from './repository.js';
 
-/** How much later than the database's own statement timeout the worker gives up by itself. */
+/**
+ * How much later than Postgres's own statement timeout the worker gives up by itself (so the
+ * database's cancel, which frees the backend, comes first). PGlite has none: no grace there.
+ */
 const DEADLINE_GRACE_MS = 250;
 
 /** First retry delay while the database is unreachable; it doubles on each attempt. */
@@ -31,17 +28,6 @@ async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   const result = await work;
   if (performance.now() - started > ms) throw new TimeoutError(`result after ${ms} ms`);
   return result;
-}
-
-/** The fragments that hold a match; all of them when none does (a match only in a stem form). */
-function hitOf({ headline, createdAt, ...message }: FoundMessage): SearchHit {
-  const fragments = headline.split(HEADLINE_DELIMITER);
-  const marked = fragments.filter((fragment) => fragment.includes('<mark>'));
-  return {
-    ...message,
-    createdAt: new Date(createdAt).toISOString(),
-    highlights: marked.length ? marked : fragments,
-  };
 }
 
 /** A database connection for search jobs: its query bound follows SEARCH_TIMEOUT_MS. */
@@ -63,22 +49,19 @@ export function createSearchDatabase(config: Config, logger: Logger): Promise<Da
 export function createSearchWorker(
   config: Config,
   db: Database,
-  results: ResultStore<SearchHit>,
+  results: ResultStore<StoredHit>,
   logger: Logger,
   metrics?: Metrics,
 ): (job: SearchJob) => Promise<void> {
   const repository = new SearchRepository(db.knex);
   const { maxResults, timeoutMs, maxAttempts } = config.search;
+  const deadlineMs = timeoutMs + (db.kind === 'embedded' ? 0 : DEADLINE_GRACE_MS);
 
   /** The hits, or why there are none; only the database is retried here. */
-  async function run(filter: SearchFilter): Promise<SearchHit[] | { error: string }> {
+  async function run(filter: SearchFilter): Promise<StoredHit[] | { error: string }> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const found = await withDeadline(
-          repository.search(filter, maxResults),
-          timeoutMs + DEADLINE_GRACE_MS,
-        );
-        return found.map(hitOf);
+        return await withDeadline(repository.search(filter, maxResults), deadlineMs);
       } catch (error) {
         if (isTimeout(error) || error instanceof TimeoutError) return { error: 'timeout' };
         if (!db.isUnavailable(error)) throw error;
@@ -90,7 +73,7 @@ export function createSearchWorker(
 
   return async (job) => {
     if (!(await results.start(job.taskId))) return;
-    let outcome: SearchHit[] | { error: string };
+    let outcome: StoredHit[] | { error: string };
     try {
       outcome = await run({
         query: job.query,
