@@ -15,7 +15,7 @@ export interface HistoryRow {
 export const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE)
        INSERT INTO messages (chat_id, member_id, text)
        SELECT mb.chat_id, mb.id, ? FROM members mb JOIN chat ON chat.id = mb.chat_id
-       WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid)
+       WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid) AND mb.left_at IS NULL
        RETURNING id`;
 
 /** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
