@@ -26,6 +26,18 @@ export const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id 
        ORDER BY m.seq
        LIMIT ?`;
 
+const PAGE_COLUMNS = `m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
+              m.text, m.created_at AS "createdAt"`;
+
+/** Up to `limit` messages before position `beforeSeq`, newest first: the same range scan, walked backwards. */
+const OLDER_SQL = `SELECT ${PAGE_COLUMNS}
+       FROM messages m JOIN members mb ON mb.id = m.member_id
+       WHERE m.chat_id = ? AND m.seq < ?
+       ORDER BY m.seq DESC
+       LIMIT ?`;
+
+const MAX_POSITION = '9223372036854775807';
+
 export class MessagesRepository {
   constructor(private readonly knex: Knex) {}
 
@@ -52,5 +64,33 @@ export class MessagesRepository {
   async page(chatId: string, afterSeq: string, limit: number): Promise<HistoryRow[]> {
     const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(HISTORY_PAGE_SQL, [chatId, afterSeq, limit]);
     return rows;
+  }
+
+  /** Up to `limit` messages right before position `beforeSeq` (all the newest when null), newest first. */
+  async older(chatId: string, beforeSeq: string | null, limit: number): Promise<HistoryRow[]> {
+    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(OLDER_SQL, [
+      chatId,
+      beforeSeq ?? MAX_POSITION,
+      limit,
+    ]);
+    return rows;
+  }
+
+  /** Whether the chat has a message at or after position `seq`. */
+  async hasFrom(chatId: string, seq: string): Promise<boolean> {
+    const { rows } = await this.knex.raw<{ rows: unknown[] }>(
+      'SELECT 1 FROM messages WHERE chat_id = ? AND seq >= ? LIMIT 1',
+      [chatId, seq],
+    );
+    return rows.length > 0;
+  }
+
+  /** The position of a message of this chat, or undefined. */
+  async positionOf(chatId: string, messageId: string): Promise<string | undefined> {
+    const { rows } = await this.knex.raw<{ rows: { seq: string }[] }>(
+      'SELECT seq FROM messages WHERE id = ? AND chat_id = ?',
+      [messageId, chatId],
+    );
+    return rows[0]?.seq;
   }
 }

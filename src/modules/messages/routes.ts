@@ -3,7 +3,26 @@ import type { Middleware } from 'koa';
 import { jsonBody } from '../../http/body.js';
 import { callerOf } from '../../http/caller.js';
 import type { RequestRules } from '../../http/validate.js';
-import type { MessagesService } from './service.js';
+import { badParameters } from '../../errors.js';
+import type { HistoryPosition, MessagesService } from './service.js';
+
+interface HistoryQuery {
+  limit: number;
+  from?: string;
+  anchor?: 'newest';
+  before?: string;
+  around?: string;
+}
+
+/** The position a page is read from besides the homework's `from`; at most one of the four. */
+function positionOf({ from, anchor, before, around }: HistoryQuery): HistoryPosition | undefined {
+  const given = [from, anchor, before, around].filter((value) => value !== undefined);
+  if (given.length > 1) throw badParameters('use only one of from, anchor, before, around');
+  if (anchor !== undefined) return { anchor };
+  if (before !== undefined) return { before };
+  if (around !== undefined) return { around };
+  return undefined;
+}
 
 export function messagesRoutes(
   router: Router,
@@ -23,8 +42,12 @@ export function messagesRoutes(
   });
 
   router.get('/v1/chats/:chat_id/messages', options.authenticate, async (ctx) => {
-    const { limit, from } = rules.query('getHistory', ctx.query) as { limit: number; from?: string };
-    const { json, cache } = await service.readHistory(callerOf(ctx), ctx.params.chat_id!, limit, from);
+    const query = rules.query('getHistory', ctx.query) as HistoryQuery;
+    const { limit, from } = query;
+    const position = positionOf(query);
+    const { json, cache } = position
+      ? await service.readHistoryAt(callerOf(ctx), ctx.params.chat_id!, limit, position)
+      : await service.readHistory(callerOf(ctx), ctx.params.chat_id!, limit, from);
     if (cache) ctx.set('X-Cache', cache);
     ctx.type = 'application/json';
     ctx.body = json;

@@ -1,10 +1,10 @@
-import { userNotFound } from '../../errors.js';
+import { messageNotFound, userNotFound } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { CacheStatus } from '../cache/read-through.js';
 import type { ChatsService } from '../chats/index.js';
 import type { Caller } from '../types.js';
 import { decodeCursor } from './cursor.js';
-import { presentHistoryPage } from './present.js';
+import { presentHistoryPage, presentPositionedPage } from './present.js';
 import type { MessagesRepository } from './repository.js';
 
 /**
@@ -23,6 +23,15 @@ export interface HistoryCache {
   /** Makes every remembered page of the chat stale, on every instance at once. */
   invalidate(chatId: string): Promise<void>;
 }
+
+/** Where a page read from any position starts: the newest, right before a cursor, or around a message. */
+export type HistoryPosition = { anchor: 'newest' } | { before: string } | { around: string };
+
+/**
+ * The newest page's key in the history cache. `from` values reach the cache decoded and checked
+ * (base64url of "h1:<digits>"), so this one never equals a cursor.
+ */
+const NEWEST_PAGE = 'newest';
 
 export class MessagesService {
   constructor(
@@ -68,6 +77,60 @@ export class MessagesService {
     const [, page] = await Promise.all([
       this.chats.requireVisible(caller, chatId),
       this.history.read(chatId, limit, from, load),
+    ]);
+    return page;
+  }
+
+  /**
+   * A page from any position, oldest first, with `prev` / `next` exactly when older / newer messages
+   * exist. Each is one or two keyset range scans on (chat_id, seq): the same cost at any depth. The
+   * newest page (the one every client opens) is cached like the others and goes stale with them.
+   */
+  async readHistoryAt(
+    caller: Caller,
+    chatId: string,
+    limit: number,
+    position: HistoryPosition,
+  ): Promise<{ json: string; cache?: CacheStatus }> {
+    if ('before' in position) {
+      const beforeSeq = decodeCursor(position.before);
+      await this.chats.requireVisible(caller, chatId);
+      const rows = (await this.repository.older(chatId, beforeSeq, limit + 1)).reverse();
+      const older = rows.length > limit;
+      const shown = older ? rows.slice(1) : rows;
+      const newer = await this.repository.hasFrom(chatId, beforeSeq);
+      const emptyFrom = beforeSeq === '0' ? '0' : String(BigInt(beforeSeq) - 1n);
+      return { json: JSON.stringify(presentPositionedPage(shown, older, newer, emptyFrom)) };
+    }
+    if ('around' in position) {
+      await this.chats.requireVisible(caller, chatId);
+      const target = isUuid(position.around)
+        ? await this.repository.positionOf(chatId, position.around)
+        : undefined;
+      if (target === undefined) throw messageNotFound();
+      const olderCount = Math.floor((limit - 1) / 2);
+      const newerCount = limit - 1 - olderCount;
+      const [olderRows, fromTarget] = await Promise.all([
+        this.repository.older(chatId, target, olderCount + 1),
+        this.repository.page(chatId, String(BigInt(target) - 1n), newerCount + 2),
+      ]);
+      const older = olderRows.length > olderCount;
+      const newer = fromTarget.length > newerCount + 1;
+      const shown = [...olderRows.slice(0, olderCount).reverse(), ...fromTarget.slice(0, newerCount + 1)];
+      return { json: JSON.stringify(presentPositionedPage(shown, older, newer)) };
+    }
+    const load = async () => {
+      const rows = (await this.repository.older(chatId, null, limit + 1)).reverse();
+      const older = rows.length > limit;
+      return JSON.stringify(presentPositionedPage(older ? rows.slice(1) : rows, older, false));
+    };
+    if (!this.history || !isUuid(chatId)) {
+      await this.chats.requireVisible(caller, chatId);
+      return { json: await load() };
+    }
+    const [, page] = await Promise.all([
+      this.chats.requireVisible(caller, chatId),
+      this.history.read(chatId, limit, NEWEST_PAGE, load),
     ]);
     return page;
   }
