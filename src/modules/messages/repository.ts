@@ -37,6 +37,16 @@ const OLDER_SQL = `SELECT ${PAGE_COLUMNS}
        LIMIT ?`;
 
 const MAX_POSITION = '9223372036854775807';
+const UNIQUE_VIOLATION = '23505';
+/** How long a retry with the same Idempotency-Key gets the first answer. */
+const IDEMPOTENCY_TTL = "interval '24 hours'";
+
+/** An Idempotency-Key as stored: per owner (a user, or '' for anonymous callers), with the request's hash. */
+export interface IdempotencyKey {
+  owner: string;
+  key: string;
+  requestHash: string;
+}
 
 export class MessagesRepository {
   constructor(private readonly knex: Knex) {}
@@ -59,6 +69,55 @@ export class MessagesRepository {
       userId,
     ]);
     return rows[0]?.id;
+  }
+
+  /**
+   * The same insert, recording `key` in the same statement: when the key is already taken (by an
+   * earlier attempt, committed or racing this one) the statement fails whole, so the message is
+   * stored once. Says so (`taken`), else gives the new message's id, undefined when there is no
+   * such member.
+   */
+  async insertMessageOnce(
+    chatId: string,
+    memberId: string,
+    userId: string | null,
+    text: string,
+    key: IdempotencyKey,
+  ): Promise<{ taken: true } | { taken: false; messageId: string | undefined }> {
+    try {
+      const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
+        `WITH sent AS (${INSERT_MESSAGE_SQL})
+         INSERT INTO idempotency_keys (owner, key, request_hash, message_id)
+         SELECT ?, ?, ?, id FROM sent
+         RETURNING message_id AS id`,
+        [chatId, text, memberId, userId, userId, key.owner, key.key, key.requestHash],
+      );
+      return { taken: false, messageId: rows[0]?.id };
+    } catch (error) {
+      if ((error as { code?: string }).code === UNIQUE_VIOLATION) return { taken: true };
+      throw error;
+    }
+  }
+
+  /** What the key recorded, unless it is older than IDEMPOTENCY_TTL (then it is dropped). */
+  async recordedSend(key: IdempotencyKey): Promise<{ requestHash: string; messageId: string } | undefined> {
+    await this.knex.raw(
+      `DELETE FROM idempotency_keys WHERE owner = ? AND key = ? AND created_at < now() - ${IDEMPOTENCY_TTL}`,
+      [key.owner, key.key],
+    );
+    const { rows } = await this.knex.raw<{ rows: { requestHash: string; messageId: string }[] }>(
+      'SELECT request_hash AS "requestHash", message_id AS "messageId" FROM idempotency_keys WHERE owner = ? AND key = ?',
+      [key.owner, key.key],
+    );
+    return rows[0];
+  }
+
+  /** Removes the keys past IDEMPOTENCY_TTL; returns how many. */
+  async expireIdempotencyKeys(): Promise<number> {
+    const { rowCount } = await this.knex.raw<{ rowCount: number }>(
+      `DELETE FROM idempotency_keys WHERE created_at < now() - ${IDEMPOTENCY_TTL}`,
+    );
+    return rowCount;
   }
 
   async page(chatId: string, afterSeq: string, limit: number): Promise<HistoryRow[]> {

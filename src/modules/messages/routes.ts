@@ -14,6 +14,15 @@ interface HistoryQuery {
   around?: string;
 }
 
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+function idempotencyKeyOf(value: string, given: boolean): string | undefined {
+  if (!given) return undefined;
+  if (!IDEMPOTENCY_KEY.test(value))
+    throw badParameters('Idempotency-Key must be 1..255 visible ASCII characters');
+  return value;
+}
+
 /** The position a page is read from besides the homework's `from`; at most one of the four. */
 function positionOf({ from, anchor, before, around }: HistoryQuery): HistoryPosition | undefined {
   const given = [from, anchor, before, around].filter((value) => value !== undefined);
@@ -36,7 +45,13 @@ export function messagesRoutes(
   router.post('/v1/chats/:chat_id/messages', options.authenticate, ...sendLimit, body, async (ctx) => {
     const { user_id: memberId } = rules.query('postMessage', ctx.query) as { user_id: string };
     const { message } = rules.body('postMessage', ctx.request.body) as { message: string };
-    const messageId = await service.send(callerOf(ctx), ctx.params.chat_id!, memberId, message);
+    const messageId = await service.send(
+      callerOf(ctx),
+      ctx.params.chat_id!,
+      memberId,
+      message,
+      idempotencyKeyOf(ctx.get('Idempotency-Key'), 'idempotency-key' in ctx.headers),
+    );
     ctx.status = 201;
     ctx.body = { message_id: messageId };
   });

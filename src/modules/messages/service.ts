@@ -1,11 +1,12 @@
-import { messageNotFound, userNotFound } from '../../errors.js';
+import { createHash } from 'node:crypto';
+import { idempotencyKeyReused, messageNotFound, userNotFound } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { CacheStatus } from '../cache/read-through.js';
 import type { ChatsService } from '../chats/index.js';
 import type { Caller } from '../types.js';
 import { decodeCursor } from './cursor.js';
 import { presentHistoryPage, presentPositionedPage } from './present.js';
-import type { MessagesRepository } from './repository.js';
+import type { IdempotencyKey, MessagesRepository } from './repository.js';
 
 /**
  * Where history pages are remembered between requests (the cache module may provide one). Pages
@@ -40,20 +41,61 @@ export class MessagesService {
     private readonly history?: HistoryCache,
   ) {}
 
-  /** Stored, and cached pages of the chat stale, before the caller hears of it. */
-  async send(caller: Caller, chatId: string, memberId: string, text: string): Promise<string> {
+  /**
+   * Stored, and cached pages of the chat stale, before the caller hears of it. With an
+   * `idempotencyKey`, a retry of the same request by the same caller within 24 h gets the first
+   * message's id and stores nothing (also when the first attempt's answer was lost or an error after
+   * its insert completed); the same key for another request → 422 `idempotency-key-reused`.
+   */
+  async send(
+    caller: Caller,
+    chatId: string,
+    memberId: string,
+    text: string,
+    idempotencyKey?: string,
+  ): Promise<string> {
+    const key =
+      idempotencyKey === undefined ? undefined : keyOf(caller, idempotencyKey, chatId, memberId, text);
     // The insert itself requires a member of this chat owned by the caller, which implies the caller
     // may see the chat: only a refused post pays for telling chat-not-found from user-not-found.
-    const messageId =
-      isUuid(chatId) && isUuid(memberId)
-        ? await this.repository.insertMessage(chatId, memberId, caller.userId, text)
-        : undefined;
+    let messageId: string | undefined;
+    if (isUuid(chatId) && isUuid(memberId)) {
+      messageId = key
+        ? await this.sendOnce(caller, chatId, memberId, text, key)
+        : await this.repository.insertMessage(chatId, memberId, caller.userId, text);
+    } else if (key) {
+      messageId = await this.replay(key);
+    }
     if (!messageId) {
       await this.chats.requireVisible(caller, chatId);
       throw userNotFound();
     }
     await this.history?.invalidate(chatId);
     return messageId;
+  }
+
+  private async sendOnce(
+    caller: Caller,
+    chatId: string,
+    memberId: string,
+    text: string,
+    key: IdempotencyKey,
+  ): Promise<string | undefined> {
+    // Twice at most: a key found expired is dropped, and the insert tried again.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const inserted = await this.repository.insertMessageOnce(chatId, memberId, caller.userId, text, key);
+      if (!inserted.taken) return inserted.messageId ?? (await this.replay(key));
+      const replayed = await this.replay(key);
+      if (replayed) return replayed;
+    }
+    return undefined;
+  }
+
+  /** The message a key recorded for this same request; 422 when it recorded another request. */
+  private async replay(key: IdempotencyKey): Promise<string | undefined> {
+    const recorded = await this.repository.recordedSend(key);
+    if (recorded && recorded.requestHash !== key.requestHash) throw idempotencyKeyReused();
+    return recorded?.messageId;
   }
 
   /**
@@ -134,4 +176,12 @@ export class MessagesService {
     ]);
     return page;
   }
+}
+
+/** A key is the caller's own; the hash tells the same request (chat, member, text) from another. */
+function keyOf(caller: Caller, key: string, chatId: string, memberId: string, text: string): IdempotencyKey {
+  const requestHash = createHash('sha256')
+    .update(JSON.stringify([chatId, memberId, text]))
+    .digest('base64url');
+  return { owner: caller.userId ?? '', key, requestHash };
 }
