@@ -8,12 +8,13 @@ SERVICES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/messenger_test
 SERVICES_REDIS_URL ?= redis://127.0.0.1:6379
 SERVICES_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672
 # `make test` is the embedded profile whatever the caller's shell exports.
-COMPOSE := docker compose -f deploy/docker-compose.yml
+# Compose v2 when installed, else docker-compose 1.29 (Debian 12); BuildKit for the image's build secret.
+COMPOSE = DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1 $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose) -p messenger -f deploy/docker-compose.yml
 API_REPLICAS ?= 1
 CONSUMER_REPLICAS ?= 1
 EMBEDDED := env -u DATABASE_URL -u POSTGRES_HOSTS -u POSTGRES_HOST -u REDIS_URL -u AMQP_URL
 
-.PHONY: help install build dev start consumer migrate test test-services bench lint format clean prod prod-down check-delivery
+.PHONY: help install build dev start consumer migrate test test-services bench lint format clean prod prod-down check-delivery image-check
 
 help: ## List the targets (coloured on a terminal, plain text when piped or with NO_COLOR)
 	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
@@ -63,8 +64,11 @@ prod: ## Build the image and start the stack behind nginx on :8080 (deploy/.env;
 	$(COMPOSE) up -d --build --scale api=$(API_REPLICAS) --scale consumer=$(CONSUMER_REPLICAS)
 	$(COMPOSE) ps
 
-prod-down: ## Stop the production stack (volumes kept; `docker compose ... down -v` also drops the data)
+prod-down: ## Stop the production stack (volumes kept; `docker compose -p messenger ... down -v` also drops the data)
 	$(COMPOSE) down
 
 check-delivery: ## Lint and validate Dockerfile, compose, nginx, playbook and .gitlab-ci.yml (installs its tools)
 	bash scripts/check-delivery.sh
+
+image-check: ## Build the image (base image made locally when no registry) and run api, migrate, consumer from it
+	bash scripts/image-check.sh

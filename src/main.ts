@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { createService } from './app.js';
 import { startConsumer } from './consumer.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { createDatabase, ensureDatabaseExists } from './infra/db.js';
 import { createLogger, type Logger } from './infra/logger.js';
 import { withTimeout } from './infra/timeout.js';
@@ -29,6 +29,9 @@ function loadEnvFile(): string | undefined {
   }
   return file;
 }
+
+/** How long a signal waits for the start to finish (opening an embedded database on a busy machine is slow). */
+const START_WAIT_MS = 60_000;
 
 async function main(role: string | undefined): Promise<void> {
   const envFile = loadEnvFile();
@@ -60,8 +63,11 @@ async function main(role: string | undefined): Promise<void> {
       return;
     }
     case 'consumer': {
-      const consumer = await startConsumer(config, logger);
-      onSignal(logger, config.shutdownTimeoutMs, () => consumer.stop());
+      const stopOnceStarted = onSignal(logger, config.shutdownTimeoutMs);
+      logger.info({ role }, 'starting');
+      const started = startConsumer(config, logger).then((consumer) => () => consumer.stop());
+      stopOnceStarted(started);
+      await started;
       return;
     }
     case 'api': {
@@ -71,24 +77,11 @@ async function main(role: string | undefined): Promise<void> {
         process.stderr.write(`${taken}\n`);
         process.exit(1);
       }
-      const service = await createService(config, logger);
-      let server;
-      try {
-        server = await service.listen();
-      } catch (error) {
-        const reason = listenFailure(error, config.host, config.port);
-        if (!reason) throw error;
-        await withTimeout(service.close(), config.shutdownTimeoutMs + 5000).catch(() => undefined);
-        process.stderr.write(`${reason}\n`);
-        process.exit(1);
-      }
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : config.port;
-      logger.info(
-        { port, modules: config.apps, database: service.db.kind },
-        `listening on http://localhost:${port}`,
-      );
-      onSignal(logger, config.shutdownTimeoutMs, () => service.close());
+      const stopOnceStarted = onSignal(logger, config.shutdownTimeoutMs);
+      logger.info({ role }, 'starting');
+      const started = startApi(config, logger);
+      stopOnceStarted(started);
+      await started;
       return;
     }
     default:
@@ -118,27 +111,64 @@ function listenFailure(error: unknown, host: string, port: number): string | und
   return undefined;
 }
 
-/** SIGTERM or SIGINT: stop gracefully once, exit 0 (1 if stopping failed). */
-function onSignal(logger: Logger, shutdownTimeoutMs: number, stop: () => Promise<void>): void {
+/** Starts the API and resolves how to stop it once it listens. */
+async function startApi(config: Config, logger: Logger): Promise<() => Promise<void>> {
+  const service = await createService(config, logger);
+  let server;
+  try {
+    server = await service.listen();
+  } catch (error) {
+    // Taken between the check and now: still one line.
+    const reason = listenFailure(error, config.host, config.port);
+    if (!reason) throw error;
+    await withTimeout(service.close(), config.shutdownTimeoutMs + 5000).catch(() => undefined);
+    process.stderr.write(`${reason}\n`);
+    process.exit(1);
+  }
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info(
+    { port, modules: config.apps, database: service.db.kind },
+    `listening on http://localhost:${port}`,
+  );
+  return () => service.close();
+}
+
+/**
+ * SIGTERM or SIGINT: stop gracefully once, exit 0 (1 if stopping failed). Installed before the role
+ * logs its first line, so a signal at any point of the start is a normal stop too: the start is let
+ * finish, then what it opened is closed. Returns where to hand the start (resolving how to stop).
+ */
+function onSignal(
+  logger: Logger,
+  shutdownTimeoutMs: number,
+): (started: Promise<() => Promise<void>>) => void {
+  let stopOnceStarted!: (started: Promise<() => Promise<void>>) => void;
+  const started = new Promise<() => Promise<void>>((resolve) => (stopOnceStarted = resolve));
+  // A start that fails is reported by main(); this only stops one that succeeded.
+  started.catch(() => undefined);
   let stopping = false;
   const handle = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
     // Bounded: a dependency that stops answering must not keep the process from exiting.
-    withTimeout(stop(), shutdownTimeoutMs + 5000).then(
-      () => {
-        logger.info('stopped');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    withTimeout(started, START_WAIT_MS)
+      .then((stop) => withTimeout(stop(), shutdownTimeoutMs + 5000))
+      .then(
+        () => {
+          logger.info('stopped');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => handle('SIGTERM'));
   process.on('SIGINT', () => handle('SIGINT'));
+  return stopOnceStarted;
 }
 
 main(process.argv[2]).catch((error: unknown) => {

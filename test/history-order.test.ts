@@ -43,14 +43,10 @@ async function settlesOrBlocks(
 
 describe('history in commit order', () => {
   let app: TestApp;
-  let reader: ReturnType<typeof historyReader>;
-  const newMember = () => reader.newMember();
-  const sendAll = (m: Member, all: string[]) => reader.sendAll(m, all);
-  const walkFrom = (m: Member, limit: number, from: string | undefined) => reader.walkFrom(m, limit, from);
+  const { newMember, sendAll, walkFrom } = historyReader(() => app);
 
   before(async () => {
     app = await sharedApp();
-    reader = historyReader(app.api);
   });
 
   describe('GET /v1/chats/{chat_id}/messages while posts commit out of order', () => {

@@ -20,7 +20,7 @@ describe('history from any position', () => {
 
   before(async () => {
     app = await sharedApp();
-    reader = historyReader(app.api);
+    reader = historyReader(() => app);
     m = await reader.newMember();
     ids = await reader.sendAll(m, all);
   });

@@ -6,15 +6,10 @@ import { historyReader, numbered, texts, type HistoryPage, type Member } from '.
 
 describe('reading history', () => {
   let app: TestApp;
-  let reader: ReturnType<typeof historyReader>;
-  const newMember = () => reader.newMember();
-  const sendAll = (m: Member, all: string[]) => reader.sendAll(m, all);
-  const page = (m: Member, query: string) => reader.page(m, query);
-  const walk = (m: Member, limit: number) => reader.walk(m, limit);
+  const { newMember, sendAll, page, walk } = historyReader(() => app);
 
   before(async () => {
     app = await sharedApp();
-    reader = historyReader(app.api);
   });
 
   describe('GET /v1/chats/{chat_id}/messages', () => {

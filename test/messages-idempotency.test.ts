@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import knex, { type Knex } from 'knex';
 import { sharedApp, startApp, type Api, type TestApp } from './support/app.js';
 import { badParameters, createChat, join, registerAndLogin, type User } from './support/fixtures.js';
@@ -156,14 +157,18 @@ describe('idempotent send', () => {
     }
   });
 
-  // Postgres: another connection holds the chat row, so sends wait where a real race happens.
+  // Postgres: real races and lost answers need a server on the other side of a connection.
   if (profile.services) {
-    describe('on Postgres, with the chat row held by another transaction', () => {
+    describe('on Postgres', () => {
       let locker: Knex;
-      before(() => {
+      let patient: TestApp;
+      before(async () => {
         locker = knex({ client: 'pg', connection: profile.env.DATABASE_URL, pool: { min: 0, max: 2 } });
+        // Sends wait on a held row here: a deadline far beyond the test's wait keeps them going.
+        patient = await startApp({ DB_QUERY_TIMEOUT_MS: '30000' });
       });
       after(async () => {
+        await patient.close();
         await locker.destroy();
       });
 
@@ -174,51 +179,115 @@ describe('idempotent send', () => {
         );
         return rows[0]!.n;
       };
+      const stored = async (chatId: string) =>
+        (await locker.raw<{ rows: { id: string }[] }>('SELECT id FROM messages WHERE chat_id = ?', [chatId]))
+          .rows;
 
       it('when two retries with one key are both inside the insert at once, then one row is stored and both get its id', async () => {
+        // Another transaction holds the chat row until both sends wait for it.
         const key = randomUUID();
         const trx = await locker.transaction();
         await trx.raw('SELECT id FROM chats WHERE id = ? FOR UPDATE', [m.chatId]);
-        const racing = Promise.all([post(app.api, m, 'raced', key), post(app.api, m, 'raced', key)]);
+        const racing = Promise.all([post(patient.api, m, 'raced', key), post(patient.api, m, 'raced', key)]);
         await eventually(async () => (await waitingSends()) >= 2, 10_000);
         await trx.commit();
         const answers = await racing;
         for (const res of answers) assert.equal(res.status, 201);
         assert.equal(answers[0].body.message_id, answers[1].body.message_id);
         assert.deepEqual(
-          (await history(app.api, m)).map((message) => message.message_id),
+          (await stored(m.chatId)).map((row) => row.id),
           [answers[0].body.message_id],
         );
       });
 
-      it('when the first attempt answered 503 but its insert completed, then the retry gets that message', async () => {
-        const impatient = await startApp({ DB_QUERY_TIMEOUT_MS: '300' });
+      it('when the first attempt answered 503 but its insert was stored, then the retry gets that message', async () => {
+        const target = new URL(profile.env.DATABASE_URL!);
+        const proxy = new AnswerHoldingProxy({ host: target.hostname, port: Number(target.port || 5432) });
+        const port = await proxy.start();
+        const viaProxy = new URL(profile.env.DATABASE_URL!);
+        viaProxy.hostname = '127.0.0.1';
+        viaProxy.port = String(port);
+        const impatient = await startApp({ DATABASE_URL: viaProxy.toString(), DB_QUERY_TIMEOUT_MS: '1000' });
         try {
           const key = randomUUID();
-          const trx = await locker.transaction();
-          await trx.raw('SELECT id FROM chats WHERE id = ? FOR UPDATE', [m.chatId]);
-          await post(impatient.api, m, 'slow', key).expect(503, { message: 'service-unavailable' });
-          await trx.commit();
-          // The abandoned statement completes on the server once the row is free (asked directly:
-          // no cached page knows of it, as no instance answered for it).
-          await eventually(async () => {
-            const { rows } = await locker.raw<{ rows: unknown[] }>(
-              'SELECT 1 FROM messages WHERE chat_id = ?',
-              [m.chatId],
-            );
-            return rows.length === 1;
-          }, 10_000);
+          // The session is read once, so the send's only statement is the insert.
+          await impatient.api.get(`/v1/chats/${m.chatId}/messages?limit=1`).set(m.user.auth).expect(200);
 
-          const retry = await post(impatient.api, m, 'slow', key).expect(201);
+          // The insert reaches the server and commits; its answer never reaches the API.
+          proxy.holdAnswers();
+          await post(impatient.api, m, 'lost answer', key).expect(503, { message: 'service-unavailable' });
+          await eventually(async () => (await stored(m.chatId)).length === 1, 10_000);
+          proxy.dropHeld();
+
+          const retry = await post(impatient.api, m, 'lost answer', key).expect(201);
 
           assert.deepEqual(
+            (await stored(m.chatId)).map((row) => row.id),
+            [retry.body.message_id],
+          );
+          // The retry also made cached pages stale: the message shows everywhere.
+          assert.deepEqual(
             (await history(app.api, m)).map((message) => [message.text, message.message_id]),
-            [['slow', retry.body.message_id]],
+            [['lost answer', retry.body.message_id]],
           );
         } finally {
           await impatient.close();
+          await proxy.close();
         }
       });
     });
   }
 });
+
+/**
+ * A TCP proxy that can keep the server's answers from the client (what the client sends still
+ * arrives): a statement runs and commits, and the client never hears of it.
+ */
+class AnswerHoldingProxy {
+  private server: net.Server | undefined;
+  private readonly pairs = new Set<[net.Socket, net.Socket]>();
+  private holding = false;
+
+  constructor(private readonly target: { host: string; port: number }) {}
+
+  start(): Promise<number> {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.target);
+      const pair: [net.Socket, net.Socket] = [client, upstream];
+      this.pairs.add(pair);
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+        this.pairs.delete(pair);
+      };
+      for (const socket of pair) socket.on('error', drop).on('close', drop);
+      client.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => {
+        if (!this.holding) client.write(chunk);
+      });
+    });
+    return new Promise((resolve) => {
+      this.server!.listen(0, '127.0.0.1', () => resolve((this.server!.address() as net.AddressInfo).port));
+    });
+  }
+
+  /** From now on the server's answers are held back. */
+  holdAnswers(): void {
+    this.holding = true;
+  }
+
+  /** Closes the connections whose answers were held (their clients gave up on them) and lets answers through again. */
+  dropHeld(): void {
+    for (const [client, upstream] of this.pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    this.pairs.clear();
+    this.holding = false;
+  }
+
+  async close(): Promise<void> {
+    this.dropHeld();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}

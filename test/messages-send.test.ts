@@ -16,13 +16,10 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 describe('sending messages', () => {
   let app: TestApp;
-  let reader: ReturnType<typeof historyReader>;
-  const newMember = () => reader.newMember();
-  const page = (m: Member, query: string) => reader.page(m, query);
+  const { newMember, page } = historyReader(() => app);
 
   before(async () => {
     app = await sharedApp();
-    reader = historyReader(app.api);
   });
 
   describe('POST /v1/chats/{chat_id}/messages', () => {

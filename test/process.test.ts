@@ -6,15 +6,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { badParameters, createChat, join, json, registerAndLogin, send, unique } from './support/fixtures.js';
 import { profile } from './support/profile.js';
+import { Broker, freshQueueName } from './support/search-helpers.js';
 import {
   freePort,
   isListening,
   killLeftovers,
+  launch,
   runToExit,
   spawnApi,
+  type Launched,
   type LogLine,
   type SpawnedApi,
 } from './support/spawn.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 
 const isMigrated = (line: LogLine) =>
   line.msg === 'database migrated' || line.msg === 'database schema up to date';
@@ -36,6 +40,49 @@ function accepts(host: string, port: number): Promise<boolean> {
     socket.once('timeout', () => done(false));
     socket.once('error', () => done(false));
   });
+}
+
+const isStarting = (line: LogLine) => line.msg === 'starting';
+/** As long as `spawnApi` waits: a loaded machine may take that long to load the code and open PGlite. */
+const START_MS = 45_000;
+const isConsumerStarted = (line: LogLine) => line.msg === 'consumer started';
+
+/**
+ * Sends SIGTERM and asserts a normal stop: exit code 0, "stopped" logged, nothing on stderr, and no
+ * error logged but the request lines of answers the API gave (a 503 before the schema is ready) and
+ * the outage lines of a backend (the servers are shared: another suite may be restarting one).
+ */
+async function assertStopsCleanly(app: Launched): Promise<void> {
+  // Stopping during the start waits for the start first.
+  const code = await app.stop('SIGTERM', START_MS);
+  const stderr = app.stderr();
+  const errors = app
+    .logs()
+    .filter((line) => line.level >= 50 && line.msg !== 'request' && line.dependency === undefined);
+  const report = `exit code ${code}; stderr:\n${stderr}\nerrors logged: ${JSON.stringify(errors)}`;
+  assert.equal(code, 0, report);
+  assert.equal(stderr, '', report);
+  assert.deepEqual(errors, [], report);
+  assert.ok(
+    app.logs().some((line) => line.msg === 'stopped'),
+    `no "stopped" line in:\n${app.lines.join('\n')}`,
+  );
+}
+
+/** The port of the "listening" line (waiting for it). */
+async function portOf(app: Launched): Promise<number> {
+  return (await app.waitForLog(isListening, START_MS)).port as number;
+}
+
+/** One search (authentication off): published to the broker once the schema is ready, else a 503. */
+async function search(app: Launched): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${await portOf(app)}/v1/chats/search`, {
+    method: 'POST',
+    headers: json,
+    body: JSON.stringify({ message: 'stopped during start' }),
+  });
+  await res.arrayBuffer();
+  return res.status;
 }
 
 interface RawResponse {
@@ -289,6 +336,84 @@ describe('the API as a process', function () {
       .send({ chat_name: unique('open chat') })
       .expect(201);
     assert.equal(await app.stop(), 0);
+  });
+
+  describe('stopped at points of its start', () => {
+    // Authentication off: a search needs no user, so it reaches the job queue as soon as the schema is there.
+    const env = { AUTH_DISABLED: 'true', SEARCH_QUEUE: freshQueueName() };
+
+    after(async () => {
+      if (profile.env.AMQP_URL) await Broker.deleteQueues(profile.env.AMQP_URL, [env.SEARCH_QUEUE]);
+    });
+
+    it('when SIGTERM arrives at the first log line, then the API stops with exit code 0 and nothing on stderr', async () => {
+      const app = launch(env);
+      await app.waitForLog(isStarting, START_MS);
+      await assertStopsCleanly(app);
+    });
+
+    it('when SIGTERM arrives as the API starts listening, then it stops with exit code 0 and nothing on stderr', async () => {
+      const app = launch(env);
+      await app.waitForLog(isListening, START_MS);
+      await assertStopsCleanly(app);
+    });
+
+    it('when SIGTERM arrives right after the first answer of /v1, then the API stops with exit code 0 and nothing on stderr', async () => {
+      const app = launch(env);
+      assert.ok([201, 503].includes(await search(app)));
+      await assertStopsCleanly(app);
+    });
+
+    it('when SIGTERM arrives once the API is ready and has taken a search, then it stops with exit code 0 and nothing on stderr', async () => {
+      const app = launch(env);
+      await app.waitForLog(isMigrated, START_MS);
+      assert.equal(await search(app), 201);
+      await assertStopsCleanly(app);
+    });
+
+    if (profile.env.AMQP_URL) {
+      it('when RabbitMQ refuses connections and SIGTERM arrives after a refused search, then the API stops at once with exit code 0', async () => {
+        const app = launch({ ...env, AMQP_URL: `amqp://guest:guest@127.0.0.1:${await freePort()}` });
+        await app.waitForLog(isMigrated, START_MS);
+        assert.equal(await search(app), 503);
+        const signalledAt = Date.now();
+        await assertStopsCleanly(app);
+        const stopMs = Date.now() - signalledAt;
+        // Not a speed bound: waiting for a broker that never comes would take the 15 s shutdown bound.
+        assert.ok(stopMs < 10_000, `stopped ${stopMs} ms after the signal`);
+      });
+
+      describe('the consumer', () => {
+        it('when SIGTERM arrives at its first log line, then the consumer stops with exit code 0 and nothing on stderr', async () => {
+          const consumer = launch(env, 'consumer');
+          await consumer.waitForLog(isStarting, START_MS);
+          await assertStopsCleanly(consumer);
+        });
+
+        it('when SIGTERM arrives as the consumer has started, then it stops with exit code 0 and nothing on stderr', async () => {
+          const consumer = launch(env, 'consumer');
+          await consumer.waitForLog(isConsumerStarted, START_MS);
+          await assertStopsCleanly(consumer);
+        });
+
+        it('when RabbitMQ accepts connections but never answers, then a SIGTERM still stops the consumer with exit code 0', async () => {
+          const target = new URL(profile.env.AMQP_URL!);
+          const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 5672) });
+          await proxy.start();
+          proxy.freeze();
+          try {
+            const consumer = launch(
+              { ...env, AMQP_URL: proxy.proxiedUrl(profile.env.AMQP_URL!) },
+              'consumer',
+            );
+            await consumer.waitForLog(isConsumerStarted, START_MS);
+            await assertStopsCleanly(consumer);
+          } finally {
+            await proxy.close();
+          }
+        });
+      });
+    }
   });
 
   // Services profile only: these settings need a PostgreSQL server (the one of DATABASE_URL).

@@ -75,6 +75,8 @@ if (profile.services && process.env.AMQP_URL && process.env.REDIS_URL) {
         SEARCH_MAX_RESULTS: '100000',
         SEARCH_TIMEOUT_MS: '120000',
         SEARCH_PREFETCH: '1',
+        // The seeding bulk insert goes through the app's pool: not bound like an API query.
+        DB_QUERY_TIMEOUT_MS: '120000',
       };
       const tag = freshTag('zk');
       let app: TestApp;
@@ -481,6 +483,57 @@ if (profile.services && process.env.AMQP_URL && process.env.REDIS_URL) {
           await consumer?.stop();
           await broker.close();
           await idle.close();
+        }
+      });
+    });
+
+    describe('RabbitMQ cut off (TCP proxy in front of it)', () => {
+      const target = new URL(amqpUrl);
+      const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 5672) });
+
+      after(async () => {
+        await proxy.close();
+      });
+
+      it('when searches are refused with 503 while RabbitMQ is away, then none leaves a listener behind (no MaxListenersExceededWarning) and search works once it is back', async () => {
+        await proxy.start();
+        const app = await startApp(
+          { SEARCH_QUEUE: queueName(), AMQP_URL: proxy.proxiedUrl(amqpUrl) },
+          { consumer: false },
+        );
+        const warnings: string[] = [];
+        const onWarning = (warning: Error) => {
+          if (warning.name === 'MaxListenersExceededWarning') warnings.push(warning.message);
+        };
+        process.on('warning', onWarning);
+        try {
+          const user = await registerAndLogin(app.api);
+          const search = () =>
+            app.api.post('/v1/chats/search').set(user.auth).send({ message: 'while the broker is away' });
+          // Connected first, so the outage is one of a broker that was there.
+          await eventually(async () => (await search()).status === 201, 15_000, 100);
+
+          await proxy.cut();
+          // 15 refusals, 5 at a time: more than the 10 listeners Node warns at, fewer in any one batch,
+          // so only listeners that outlive their request can add up to a warning.
+          for (let batch = 0; batch < 3; batch++) {
+            const answers = await Promise.all(Array.from({ length: 5 }, () => search()));
+            assert.deepEqual(
+              answers.map((res) => res.status),
+              [503, 503, 503, 503, 503],
+            );
+          }
+          // A warning is emitted on a later tick than the listener that causes it.
+          await new Promise((resolve) => setImmediate(resolve));
+          assert.deepEqual(warnings, []);
+
+          await proxy.restore();
+          await eventually(async () => (await search()).status === 201, 15_000, 100);
+          assert.deepEqual(warnings, []);
+        } finally {
+          process.off('warning', onWarning);
+          if (!proxy.listening) await proxy.restore();
+          await app.close();
         }
       });
     });

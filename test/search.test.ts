@@ -270,7 +270,12 @@ describe('search limits and lifecycle', () => {
   });
 
   it('when the query runs longer than SEARCH_TIMEOUT_MS, then the task ends FAILED with error timeout', async () => {
-    app = await startApp({ SEARCH_TIMEOUT_MS: '10', SEARCH_MAX_RESULTS: '100000' });
+    // The seeding bulk insert goes through the app's pool: not bound like an API query.
+    app = await startApp({
+      SEARCH_TIMEOUT_MS: '10',
+      SEARCH_MAX_RESULTS: '100000',
+      DB_QUERY_TIMEOUT_MS: '60000',
+    });
     const user = await registerAndLogin(app.api);
     const chat = await createChat(app.api, user);
     const member = await join(app.api, user, chat);

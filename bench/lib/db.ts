@@ -7,8 +7,11 @@ import pg from 'pg';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const MAIN_JS = path.join(ROOT, 'dist/src/main.js');
 
+export const DEFAULT_BENCH_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/messenger_bench';
+
+/** BENCH_DATABASE_URL, else DATABASE_URL (the seed empties its tables first), else the default. */
 export const BENCH_DATABASE_URL =
-  process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/messenger_bench';
+  process.env.BENCH_DATABASE_URL || process.env.DATABASE_URL || DEFAULT_BENCH_DATABASE_URL;
 
 export function pool(max: number, url = BENCH_DATABASE_URL): pg.Pool {
   return new pg.Pool({ connectionString: url, max });

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import type pg from 'pg';
 import { ensureDatabaseExists } from '../../src/infra/db.js';
-import { BENCH_DATABASE_URL, migrate, pool } from './db.js';
+import { BENCH_DATABASE_URL, DEFAULT_BENCH_DATABASE_URL, migrate, pool } from './db.js';
 import { Progress } from './progress.js';
 import {
   RARE_HITS,
@@ -204,35 +204,25 @@ function weightedIndex(cumulative: Float64Array, random: Random): number {
   return lo;
 }
 
-async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
-  const started = Date.now();
-  const random = prng(options.seed);
-  process.stderr.write(
-    `seeding ${BENCH_DATABASE_URL}: ${options.users.toLocaleString('en-US')} users, ` +
-      `${options.chats.toLocaleString('en-US')} chats, ${options.messages.toLocaleString('en-US')} messages ` +
-      `(${options.bigChat.toLocaleString('en-US')} in one chat)\n`,
-  );
-  await db.query(`DELETE FROM bench_seed WHERE key = 'info'`);
-  await db.query('TRUNCATE messages, members, chats, sessions, users');
-
-  // Users: one shared bcrypt hash (cost as the API's default), so seeding costs one hash, not N.
+/** Users: one shared bcrypt hash (cost as the API's default), so seeding costs one hash, not N. */
+async function seedUsers(db: pg.Pool, options: SeedOptions, random: Random): Promise<Seeded['users']> {
   const passwordHash = await bcrypt.hash(SEED_PASSWORD, 12);
-  const userIds: string[] = [];
-  const userNames: string[] = [];
+  const ids: string[] = [];
+  const names: string[] = [];
   const displayNames: string[] = [];
   for (let i = 0; i < options.users; i++) {
-    userIds.push(randomUUID());
+    ids.push(randomUUID());
     if (i < BENCH_USERS) {
-      userNames.push(benchUserName(i));
+      names.push(benchUserName(i));
       displayNames.push(`Bench User ${i}`);
     } else {
       const { login, displayName } = person(random, i);
-      userNames.push(login);
+      names.push(login);
       displayNames.push(displayName);
     }
   }
-  for (const [from, part] of chunks(userIds, options.batch).map(
-    (ids, n) => [n * options.batch, ids] as const,
+  for (const [from, part] of chunks(ids, options.batch).map(
+    (chunk, n) => [n * options.batch, chunk] as const,
   )) {
     await insertColumns(
       db,
@@ -242,11 +232,19 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
         ['name', 'text'],
         ['password_hash', 'text'],
       ],
-      [part, userNames.slice(from, from + part.length), part.map(() => passwordHash)],
+      [part, names.slice(from, from + part.length), part.map(() => passwordHash)],
     );
   }
+  return { ids, displayNames };
+}
 
-  // Chats: chat 0 is the big one.
+/** Chats: chat 0 is the big one. */
+async function seedChats(
+  db: pg.Pool,
+  options: SeedOptions,
+  random: Random,
+  userIds: string[],
+): Promise<string[]> {
   const chatIds = Array.from({ length: options.chats }, () => randomUUID());
   const chatNames = chatIds.map((_, i) => (i === 0 ? BIG_CHAT_NAME : chatName(random, i)));
   await insertColumns(
@@ -259,20 +257,27 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
     ],
     [chatIds, chatNames, chatIds.map((_, i) => userIds[BENCH_USERS + (i % (options.users - BENCH_USERS))])],
   );
+  return chatIds;
+}
 
-  // Members: the bench users are in every chat; each chat also has its own regular members, who
-  // write its messages.
-  const memberIds: string[] = [];
-  const memberChats: string[] = [];
-  const memberUsers: string[] = [];
-  const memberNames: string[] = [];
+/**
+ * Members: the bench users are in every chat; each chat also has its own regular members, who
+ * write its messages. Returns each chat's authors (member ids).
+ */
+async function seedMembers(
+  db: pg.Pool,
+  options: SeedOptions,
+  random: Random,
+  seeded: Omit<Seeded, 'authors'>,
+): Promise<string[][]> {
+  const columns: [ids: string[], chats: string[], users: string[], names: string[]] = [[], [], [], []];
   const authors: string[][] = [];
   const addMember = (chat: number, user: number) => {
     const id = randomUUID();
-    memberIds.push(id);
-    memberChats.push(chatIds[chat]!);
-    memberUsers.push(userIds[user]!);
-    memberNames.push(displayNames[user]!);
+    columns[0].push(id);
+    columns[1].push(seeded.chatIds[chat]!);
+    columns[2].push(seeded.users.ids[user]!);
+    columns[3].push(seeded.users.displayNames[user]!);
     return id;
   };
   for (let chat = 0; chat < options.chats; chat++) {
@@ -284,8 +289,9 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
     while (chosen.size < Math.min(want, regular)) chosen.add(BENCH_USERS + Math.floor(random() * regular));
     authors.push([...chosen].map((user) => addMember(chat, user)));
   }
-  const memberProgress = new Progress('members ', memberIds.length, 'rows');
-  for (let from = 0; from < memberIds.length; from += options.batch) {
+  const total = columns[0].length;
+  const progress = new Progress('members ', total, 'rows');
+  for (let from = 0; from < total; from += options.batch) {
     const to = from + options.batch;
     await insertColumns(
       db,
@@ -296,20 +302,20 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
         ['user_id', 'uuid'],
         ['name', 'text'],
       ],
-      [
-        memberIds.slice(from, to),
-        memberChats.slice(from, to),
-        memberUsers.slice(from, to),
-        memberNames.slice(from, to),
-      ],
+      columns.map((column) => column.slice(from, to)),
     );
-    memberProgress.set(Math.min(to, memberIds.length));
+    progress.set(Math.min(to, total));
   }
-  memberProgress.finish();
+  progress.finish();
+  return authors;
+}
 
-  // Messages. Secondary indexes are dropped for the load and rebuilt after it (much faster than
-  // maintaining them row by row); their definitions are kept in bench_seed meanwhile, so an
-  // interrupted seed rebuilds them next time.
+/**
+ * Secondary indexes of messages are dropped for the load and rebuilt after it (much faster than
+ * maintaining them row by row); their definitions are kept in bench_seed meanwhile, so an
+ * interrupted seed rebuilds them next time.
+ */
+async function dropMessageIndexes(db: pg.Pool): Promise<IndexDef[]> {
   const { rows: indexes } = await db.query<IndexDef>(
     `SELECT c.relname AS name, pg_get_indexdef(c.oid) AS def
      FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
@@ -318,8 +324,11 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
   );
   await writeMeta(db, 'dropped_indexes', indexes);
   for (const { name } of indexes) await db.query(`DROP INDEX IF EXISTS "${name}"`);
+  return indexes;
+}
 
-  // Rare words: each in exactly RARE_HITS messages, spread over the whole history and all chats.
+/** Rare words: each in exactly RARE_HITS messages, spread over the whole history and all chats. */
+function placeRareWords(options: SeedOptions, random: Random): Map<number, string> {
   const rareAt = new Map<number, string>();
   for (const word of RARE_WORDS) {
     let placed = 0;
@@ -330,25 +339,23 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
       placed++;
     }
   }
+  return rareAt;
+}
 
+/** Generates the messages' columns batch by batch, in one deterministic order. */
+function messageGenerator(
+  options: SeedOptions,
+  random: Random,
+  seeded: Seeded,
+): (batch: number) => [number[], string[], string[], string[], string[]] {
+  const rareAt = placeRareWords(options, random);
   const smallChats = cumulativeWeights(options.chats - 1);
   const start = Date.now() - HISTORY_DAYS * 86_400_000;
   const step = (HISTORY_DAYS * 86_400_000) / options.messages;
-  const batches = Math.ceil(options.messages / options.batch);
-  const messageProgress = new Progress('messages', options.messages, 'rows');
-  const loadStarted = Date.now();
-  let nextBatch = 0;
-
-  // One batch at a time is generated (single-threaded, deterministic order) and handed to a free
-  // connection; generation of the next batch overlaps the inserts in flight.
-  const generate = (batch: number) => {
+  return (batch) => {
     const from = batch * options.batch;
     const to = Math.min(options.messages, from + options.batch);
-    const seqs: number[] = [];
-    const chats: string[] = [];
-    const members: string[] = [];
-    const texts: string[] = [];
-    const times: string[] = [];
+    const columns: [number[], string[], string[], string[], string[]] = [[], [], [], [], []];
     for (let i = from; i < to; i++) {
       // Evenly spread big-chat messages: message i is in the big chat when floor(i * B / N) steps.
       const big =
@@ -358,15 +365,32 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
       let text = message(random);
       const rare = rareAt.get(i);
       if (rare) text = `${text} ${capitalize(rare)}, ${random() < 0.5 ? 'кстати.' : 'by the way.'}`;
-      seqs.push(i + 1);
-      chats.push(chatIds[chat]!);
-      members.push(pick(random, authors[chat]!));
-      texts.push(text);
-      times.push(new Date(start + i * step).toISOString());
+      columns[0].push(i + 1);
+      columns[1].push(seeded.chatIds[chat]!);
+      columns[2].push(pick(random, seeded.authors[chat]!));
+      columns[3].push(text);
+      columns[4].push(new Date(start + i * step).toISOString());
     }
-    return [seqs, chats, members, texts, times];
+    return columns;
   };
+}
 
+/**
+ * Messages: one batch at a time is generated (single-threaded, deterministic order) and handed to
+ * a free connection; generation of the next batch overlaps the inserts in flight. Returns the
+ * seconds it took.
+ */
+async function loadMessages(
+  db: pg.Pool,
+  options: SeedOptions,
+  random: Random,
+  seeded: Seeded,
+): Promise<number> {
+  const generate = messageGenerator(options, random, seeded);
+  const batches = Math.ceil(options.messages / options.batch);
+  const progress = new Progress('messages', options.messages, 'rows');
+  const started = Date.now();
+  let nextBatch = 0;
   await Promise.all(
     Array.from({ length: options.jobs }, async () => {
       const client = await db.connect();
@@ -375,24 +399,10 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
         // (session_replication_role needs a superuser; without one the triggers simply run.)
         await client.query(`SET session_replication_role = replica`).catch(() => undefined);
         await client.query(`SET synchronous_commit = off`);
-        for (;;) {
-          const batch = nextBatch++;
-          if (batch >= batches) return;
+        for (let batch = nextBatch++; batch < batches; batch = nextBatch++) {
           const values = generate(batch);
-          await insertColumns(
-            client,
-            'messages',
-            [
-              ['seq', 'bigint'],
-              ['chat_id', 'uuid'],
-              ['member_id', 'uuid'],
-              ['text', 'text'],
-              ['created_at', 'timestamptz'],
-            ],
-            values,
-            'OVERRIDING SYSTEM VALUE',
-          );
-          messageProgress.tick(values[0]!.length);
+          await insertColumns(client, 'messages', MESSAGE_COLUMNS, values, 'OVERRIDING SYSTEM VALUE');
+          progress.tick(values[0].length);
         }
       } finally {
         await client.query(`RESET session_replication_role`).catch(() => undefined);
@@ -400,15 +410,20 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
       }
     }),
   );
-  messageProgress.finish();
-  const loadSeconds = (Date.now() - loadStarted) / 1000;
+  progress.finish();
+  return (Date.now() - started) / 1000;
+}
 
-  await rebuildIndexes(db, indexes);
-  // New messages continue after the seeded ones.
-  await db.query(`SELECT setval(pg_get_serial_sequence('messages', 'seq'), $1)`, [options.messages]);
-  process.stderr.write('vacuum analyze…\n');
-  await db.query('VACUUM (ANALYZE) users, chats, members, messages');
+const MESSAGE_COLUMNS: [name: string, type: string][] = [
+  ['seq', 'bigint'],
+  ['chat_id', 'uuid'],
+  ['member_id', 'uuid'],
+  ['text', 'text'],
+  ['created_at', 'timestamptz'],
+];
 
+/** How many messages each search word of the benchmark matches. */
+async function countWordHits(db: pg.Pool): Promise<Record<string, number>> {
   const wordHits: Record<string, number> = {};
   for (const word of [...COMMON_WORDS, ...RARE_WORDS]) {
     const { rows } = await db.query<{ count: string }>(
@@ -417,6 +432,55 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
     );
     wordHits[word] = Number(rows[0]!.count);
   }
+  return wordHits;
+}
+
+/** What the seed steps pass on: ids and names of what they inserted. */
+interface Seeded {
+  users: { ids: string[]; displayNames: string[] };
+  chatIds: string[];
+  /** Per chat, the member ids that write its messages. */
+  authors: string[][];
+}
+
+/**
+ * Seeding empties the tables. The database may be the one DATABASE_URL names: users the bench never
+ * seeded are someone's data, kept unless --force says otherwise.
+ */
+async function refuseForeignData(db: pg.Pool, options: SeedOptions): Promise<void> {
+  const { rows } = await db.query<{ used: boolean; seeded: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM users) AS used, EXISTS (SELECT 1 FROM bench_seed WHERE key = 'info') AS seeded`,
+  );
+  if (rows[0]!.used && !rows[0]!.seeded && !options.force) {
+    throw new Error(
+      `${BENCH_DATABASE_URL} holds users the bench did not seed; seeding would empty it. ` +
+        'Set BENCH_DATABASE_URL to a database of its own, or pass --force.',
+    );
+  }
+}
+
+async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
+  const started = Date.now();
+  const random = prng(options.seed);
+  process.stderr.write(
+    `seeding ${BENCH_DATABASE_URL}: ${options.users.toLocaleString('en-US')} users, ` +
+      `${options.chats.toLocaleString('en-US')} chats, ${options.messages.toLocaleString('en-US')} messages ` +
+      `(${options.bigChat.toLocaleString('en-US')} in one chat)\n`,
+  );
+  await refuseForeignData(db, options);
+  await db.query(`DELETE FROM bench_seed WHERE key = 'info'`);
+  await db.query('TRUNCATE messages, members, chats, sessions, users');
+  const users = await seedUsers(db, options, random);
+  const chatIds = await seedChats(db, options, random, users.ids);
+  const authors = await seedMembers(db, options, random, { users, chatIds });
+  const indexes = await dropMessageIndexes(db);
+  const loadSeconds = await loadMessages(db, options, random, { users, chatIds, authors });
+  await rebuildIndexes(db, indexes);
+  // New messages continue after the seeded ones.
+  await db.query(`SELECT setval(pg_get_serial_sequence('messages', 'seq'), $1)`, [options.messages]);
+  process.stderr.write('vacuum analyze…\n');
+  await db.query('VACUUM (ANALYZE) users, chats, members, messages');
+  const wordHits = await countWordHits(db);
   const seconds = (Date.now() - started) / 1000;
   const info: SeedInfo = {
     users: options.users,
@@ -454,8 +518,23 @@ function count(value: string | undefined, name: string, fallback: number): numbe
   return parsed;
 }
 
-/** The seed's command-line flags (`--users N`, … `--force`), over DEFAULT_SEED. */
-export function seedOptions(argv: string[]): SeedOptions {
+/** The seed's flags, for `--help`. */
+export const SEED_FLAGS = `Seed flags (the bench database is seeded again only when it holds less, or with --force):
+  --users N     users (${DEFAULT_SEED.users}; at least ${BENCH_USERS + SMALL_CHAT_MEMBERS[1]})
+  --chats N     chats (${DEFAULT_SEED.chats}; at least 2)
+  --messages N  messages (${DEFAULT_SEED.messages})
+  --big-chat N  messages in the one big chat the history pages go through (${DEFAULT_SEED.bigChat})
+  --jobs N      parallel insert connections (${DEFAULT_SEED.jobs})
+  --seed N      the generator's seed (${DEFAULT_SEED.seed})
+  --force       seed again even when the database holds enough
+  --help        this text
+
+The bench database: BENCH_DATABASE_URL, else DATABASE_URL, else ${DEFAULT_BENCH_DATABASE_URL}
+(now ${BENCH_DATABASE_URL}). It is created when missing and migrated; seeding empties its users,
+chats, members, sessions and messages first.`;
+
+/** The seed's command-line flags (`--users N`, … `--force`, `--help`), over DEFAULT_SEED. */
+export function seedArgs(argv: string[]): { options: SeedOptions; help: boolean } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -466,10 +545,11 @@ export function seedOptions(argv: string[]): SeedOptions {
       jobs: { type: 'string' },
       seed: { type: 'string' },
       force: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
-  return {
+  const options = {
     users: count(values.users, 'users', DEFAULT_SEED.users),
     chats: count(values.chats, 'chats', DEFAULT_SEED.chats),
     messages: count(values.messages, 'messages', DEFAULT_SEED.messages),
@@ -479,4 +559,5 @@ export function seedOptions(argv: string[]): SeedOptions {
     seed: count(values.seed, 'seed', DEFAULT_SEED.seed),
     force: values.force,
   };
+  return { options, help: values.help };
 }

@@ -1,36 +1,25 @@
-import { HISTORY_PAGE_SQL, INSERT_MESSAGE_SQL } from '../../src/modules/messages/repository.js';
-import { SEARCH_SQL } from '../../src/modules/search/repository.js';
+import knexFactory, { type Knex } from 'knex';
 
-/** The API's own statements, imported from the repositories: the pg ceilings run exactly what the API runs. */
-export const SQL = {
-  insertMessage: { text: INSERT_MESSAGE_SQL },
-  search: { text: SEARCH_SQL },
-  historyPage: { text: HISTORY_PAGE_SQL },
-} as const;
+export { MESSAGE_STATEMENTS } from '../../src/modules/messages/repository.js';
+export { SEARCH_STATEMENT } from '../../src/modules/search/repository.js';
 
-/** The INSERT's parameters, in the order the repository passes them. */
-export function insertParams(
-  chatId: string,
-  memberId: string,
-  userId: string | null,
-  text: string,
-): unknown[] {
-  return [chatId, text, memberId, userId, userId];
+/** Never connects: it only turns a repository statement into the text and values pg receives. */
+const knex = knexFactory({ client: 'pg' });
+
+/**
+ * What knex sends to pg for `sql` with `bindings` (`?` and `:name` placeholders become `$n`), so a
+ * straight-through-pg ceiling runs exactly the API's statement. Positional bindings keep their
+ * order: a statement's text converted once takes any later `bindings(...)` list of the same shape.
+ */
+export function native(sql: string, bindings: readonly Knex.RawBinding[] | Knex.ValueDict): PgStatement {
+  const { sql: text, bindings: values } = knex
+    .raw(sql, bindings as Knex.RawBinding[] | Knex.ValueDict)
+    .toSQL()
+    .toNative();
+  return { text, values: [...values] };
 }
 
-/** knex `?` placeholders → pg `$n`. */
-export function positional(text: string): string {
-  let n = 0;
-  return text.replace(/\?/g, () => `$${++n}`);
-}
-
-/** knex `:name` placeholders → pg `$n`, with the parameter order to pass. */
-export function named(text: string): { text: string; order: string[] } {
-  const order: string[] = [];
-  const converted = text.replace(/(?<!:):([A-Za-z]\w*)/g, (_, name: string) => {
-    let index = order.indexOf(name);
-    if (index < 0) index = order.push(name) - 1;
-    return `$${index + 1}`;
-  });
-  return { text: converted, order };
+export interface PgStatement {
+  text: string;
+  values: unknown[];
 }

@@ -50,3 +50,13 @@ export const round = (value: number, digits = 2): number => {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
 };
+
+/** A summary rounded for the JSON results. */
+export const roundSummary = (s: LatencySummary) => ({
+  count: s.count,
+  mean: round(s.mean),
+  p50: round(s.p50),
+  p95: round(s.p95),
+  p99: round(s.p99),
+  max: round(s.max),
+});

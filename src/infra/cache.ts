@@ -210,8 +210,17 @@ function redisCache(url: string, logger: Logger): CacheStore {
     namespace: 'messenger:cache',
     throwOnErrors: true,
   });
-  keyv.on('error', (error: unknown) => monitor.down(error));
+  // Once closing, a connection attempt failing under the close is how closing looks, not an outage.
+  let closing = false;
+  const failed = (error: unknown) => {
+    if (!closing) monitor.down(error);
+  };
+  keyv.on('error', failed);
+  // Keyv relays the client's errors today; a listener of our own keeps an unheard 'error' (which
+  // would end the process) from depending on that.
+  client.on('error', failed);
   const store = new GuardedCache('redis', createCache({ stores: [keyv] }), monitor, async () => {
+    closing = true;
     if (client.isReady) await client.close().catch(() => client.destroy());
     else if (client.isOpen) client.destroy();
   });
@@ -219,7 +228,7 @@ function redisCache(url: string, logger: Logger): CacheStore {
     monitor.up();
     store.replayKept();
   });
-  client.connect().catch((error: unknown) => monitor.down(error));
+  client.connect().catch(failed);
   return store;
 }
 

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import knexPkg, { type Knex } from 'knex';
 import pg from 'pg';
@@ -24,7 +25,28 @@ export interface Database {
 
 const PING_TIMEOUT_MS = 900;
 
-const CONNECTION_ERROR_CODES = new Set([
+/**
+ * The database could not be reached, or did not answer in time: an outage (503, a job retried), never
+ * a bad query. Raised where it happens — while opening a connection, or when a query's deadline
+ * passes on an open one (or the connection dies under it) — so no driver message text is matched.
+ */
+export class DatabaseUnavailableError extends Error {
+  /** The server answered, but refuses these settings: the message says what to change. */
+  readonly misconfigured: boolean;
+
+  constructor(
+    readonly phase: 'connect' | 'query',
+    message: string,
+    options?: { cause?: unknown; misconfigured?: boolean },
+  ) {
+    super(message, options);
+    this.misconfigured = options?.misconfigured ?? false;
+    this.name = 'DatabaseUnavailableError';
+  }
+}
+
+/** Errors of the socket itself (no answer from the server at all). */
+const SOCKET_ERROR_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
@@ -33,33 +55,168 @@ const CONNECTION_ERROR_CODES = new Set([
   'EHOSTUNREACH',
   'ENETUNREACH',
   'EAI_AGAIN',
+]);
+
+/** What the server says when it is going away or cannot take the connection now. */
+const SERVER_UNAVAILABLE_CODES = new Set([
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
   '53300', // too_many_connections
 ]);
 
-const CONNECTION_ERROR_TEXT =
-  /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Knex: Timeout acquiring a connection|not queryable|Connection refused|connect ECONNREFUSED|socket hang up/i;
-
 function isConnectionError(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; depth++) {
     if (typeof e !== 'object') return false;
-    const { code, message, name, cause } = e as {
-      code?: unknown;
-      message?: unknown;
-      name?: unknown;
-      cause?: unknown;
-    };
-    if (typeof code === 'string' && (CONNECTION_ERROR_CODES.has(code) || code.startsWith('08'))) return true;
+    if (e instanceof DatabaseUnavailableError) return true;
+    const { code, name, cause } = e as { code?: unknown; name?: unknown; cause?: unknown };
+    if (typeof code === 'string') {
+      if (SOCKET_ERROR_CODES.has(code) || SERVER_UNAVAILABLE_CODES.has(code) || code.startsWith('08'))
+        return true;
+    }
+    // Every pooled connection busy for longer than a connection attempt may take: nothing answers.
     if (name === 'KnexTimeoutError') return true;
-    if (typeof message === 'string' && CONNECTION_ERROR_TEXT.test(message)) return true;
     if (Array.isArray((e as { errors?: unknown }).errors)) {
       return (e as { errors: unknown[] }).errors.some(isConnectionError);
     }
     e = cause;
   }
   return false;
+}
+
+/**
+ * The server answered the connection attempt, but with a refusal only a change of settings fixes:
+ * one line saying what is wrong and what to do, instead of a driver message.
+ */
+function misconfiguration(error: unknown, settings: Knex.PgConnectionConfig): string | undefined {
+  const code = (error as { code?: unknown }).code;
+  let database = settings.database;
+  let user = settings.user;
+  if (settings.connectionString) {
+    const url = new URL(settings.connectionString);
+    database = decodeURIComponent(url.pathname.slice(1)) || undefined;
+    user = decodeURIComponent(url.username) || undefined;
+  }
+  const fix = 'set DATABASE_URL (or POSTGRES_*)';
+  switch (code) {
+    case '3D000': // invalid_catalog_name
+      return `database "${database}" does not exist: run \`make migrate\` (it creates it), or ${fix}`;
+    case '28000': // invalid_authorization_specification: unknown role, or no pg_hba.conf entry
+      return `role "${user}" was rejected by the server (it does not exist, or pg_hba.conf refuses it): create it, or ${fix}`;
+    case '28P01': // invalid_password
+      return `password authentication failed for role "${user}": ${fix} with the right password`;
+    case '42501': // insufficient_privilege (e.g. CONNECT revoked)
+      return `role "${user}" may not connect to database "${database}": grant CONNECT, or ${fix}`;
+    default:
+      return undefined;
+  }
+}
+
+interface PgConnection {
+  __knex__disposed?: unknown;
+  _ended?: boolean;
+  _queryable?: boolean;
+  connection?: { stream?: { destroyed?: boolean; destroy(): void; resetAndDestroy?: () => void } };
+}
+
+/** How often a running statement checks that its client is still connected (ms). */
+const CLIENT_CHECK_INTERVAL_MS = 250;
+
+type RawQuery = (this: Knex.Client, connection: PgConnection, obj: unknown) => Promise<unknown>;
+
+const PgClient = createRequire(import.meta.url)('knex/lib/dialects/postgres/index.js') as typeof Knex.Client;
+const pgQuery = (PgClient.prototype as unknown as { _query: RawQuery })._query;
+
+/**
+ * knex's pg client, with failures classified where they happen: any failure while opening a
+ * connection is an outage; a query unanswered by its deadline is one too, and its connection is
+ * destroyed rather than reused (a later query would queue behind the unanswered one, which may still
+ * run when the network delivers it: the statements themselves carry a deadline for that).
+ */
+function pgClient(settings: Knex.PgConnectionConfig, queryTimeoutMs: number | undefined): typeof Knex.Client {
+  return class extends PgClient {
+    override async acquireRawConnection(): Promise<unknown> {
+      try {
+        const connection = (await super.acquireRawConnection()) as pg.Client;
+        // A statement waiting (on a lock, say) when its client has given up and reset the
+        // connection is cancelled, not committed later (PostgreSQL 14+; elsewhere nothing changes).
+        const bound = setTimeout(
+          () => (connection as unknown as PgConnection).connection?.stream?.destroy(),
+          settings.connectionTimeoutMillis ?? 1000,
+        );
+        await connection
+          .query(
+            `SELECT set_config(name, '${CLIENT_CHECK_INTERVAL_MS}', false) FROM pg_settings WHERE name = 'client_connection_check_interval'`,
+          )
+          .catch((error: unknown) => {
+            if (!(error instanceof pg.DatabaseError)) throw error;
+          })
+          .finally(() => clearTimeout(bound));
+        return connection;
+      } catch (error) {
+        const wrong = misconfiguration(error, settings);
+        throw new DatabaseUnavailableError('connect', wrong ?? 'no connection to the database', {
+          cause: error,
+          misconfigured: wrong !== undefined,
+        });
+      }
+    }
+
+    _query(connection: PgConnection, obj: unknown): Promise<unknown> {
+      const query = pgQuery.call(this, connection, obj);
+      const lost = (error: unknown): Error => {
+        const stream = connection.connection?.stream;
+        const dead =
+          connection.__knex__disposed ||
+          connection._ended ||
+          connection._queryable === false ||
+          stream?.destroyed;
+        if (!dead) {
+          return error instanceof Error ? error : new Error(String(error));
+        }
+        return new DatabaseUnavailableError('query', 'connection to the database lost', { cause: error });
+      };
+      if (!queryTimeoutMs) return query.catch((error: unknown) => Promise.reject(lost(error)));
+      const ms = queryTimeoutMs;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          connection.__knex__disposed = 'query deadline passed';
+          const stream = connection.connection?.stream;
+          // A reset also drops what the kernel has not sent yet.
+          if (stream?.resetAndDestroy) stream.resetAndDestroy();
+          else stream?.destroy();
+          reject(new DatabaseUnavailableError('query', `no answer from the database within ${ms} ms`));
+        }, ms);
+        query.then(
+          (result) => {
+            clearTimeout(timer);
+            resolve(result);
+          },
+          (error: unknown) => {
+            clearTimeout(timer);
+            reject(lost(error));
+          },
+        );
+      });
+    }
+  };
+}
+
+/** Per API database: how long an INSERT may still start committing after it was sent. */
+const insertWindows = new WeakMap<Knex, number>();
+
+/** Time left for the commit and the answer to reach a client still waiting for it. */
+const DEADLINE_MARGIN_MS = 150;
+
+/**
+ * The deadline a write statement checks itself (`clock_timestamp() < deadline`): past it, a
+ * statement that reaches the server late (held by the network after the client gave up and answered
+ * 503) writes nothing. Null on the embedded database (no network in between). It compares the API's
+ * clock with the server's: they must agree to well within DB_QUERY_TIMEOUT_MS (as NTP keeps them).
+ */
+export function statementDeadline(knex: Knex): Date | null {
+  const window = insertWindows.get(knex);
+  return window === undefined ? null : new Date(Date.now() + window);
 }
 
 /** POSTGRES_HOSTS is a list: the first host that accepts a TCP connection wins. */
@@ -84,15 +241,11 @@ async function firstReachable(hosts: string[], port: number, timeoutMs: number):
 async function connectionSettings(
   database: Exclude<DatabaseConfig, { kind: 'embedded' }>,
   config: Config,
-  queryTimeoutMs: number,
   statementTimeoutMs: number,
 ): Promise<Knex.PgConnectionConfig> {
   const common = {
     connectionTimeoutMillis: config.db.connectTimeoutMs,
     statement_timeout: statementTimeoutMs,
-    // A client-side bound too: a database that stops answering (a frozen network, no reset) must not
-    // hold a request; it counts as an outage.
-    query_timeout: queryTimeoutMs,
     keepAlive: true,
     application_name: 'messenger-api',
   };
@@ -144,6 +297,20 @@ function quiet(logger: Logger): Pick<Knex.Config, 'log' | 'compileSqlOnError'> {
   };
 }
 
+/** True when a migration of this build is not recorded as applied (or nothing is recorded yet). */
+async function pendingMigrations(knex: Knex): Promise<boolean> {
+  const expected = await migrationSource.getMigrations([]);
+  let rows: { name: string }[];
+  try {
+    ({ rows } = await knex.raw<{ rows: { name: string }[] }>('SELECT name FROM knex_migrations'));
+  } catch (error) {
+    if ((error as { code?: unknown }).code === '42P01') return true; // undefined_table: a new database
+    throw error;
+  }
+  const applied = new Set(rows.map((row) => row.name));
+  return expected.some((migration) => !applied.has(migrationSource.getMigrationName(migration)));
+}
+
 export interface DatabaseOptions {
   /** Client-side bound on one query (default DB_QUERY_TIMEOUT_MS); longer for search jobs. */
   queryTimeoutMs?: number;
@@ -161,6 +328,7 @@ export async function createDatabase(
 ): Promise<Database> {
   const monitor = new DependencyMonitor(options.name ?? 'database', logger);
   let settings: Knex.PgConnectionConfig | undefined;
+  const queryTimeoutMs = options.queryTimeoutMs ?? config.db.queryTimeoutMs;
   let knex: Knex;
   let pglite: PGlite | undefined;
   if (config.database.kind === 'embedded') {
@@ -169,16 +337,18 @@ export async function createDatabase(
     settings = await connectionSettings(
       config.database,
       config,
-      options.queryTimeoutMs ?? config.db.queryTimeoutMs,
       options.statementTimeoutMs ?? config.db.statementTimeoutMs,
     );
     knex = knexPkg.knex({
-      client: 'pg',
+      // A client-side bound too: a database that stops answering (a frozen network, no reset) must
+      // not hold a request; it counts as an outage.
+      client: pgClient(settings, queryTimeoutMs),
       connection: settings,
       pool: { min: 0, max: options.poolMax ?? config.db.poolMax },
       acquireConnectionTimeout: config.db.connectTimeoutMs + 100,
       ...quiet(logger),
     });
+    insertWindows.set(knex, Math.max(queryTimeoutMs - DEADLINE_MARGIN_MS, 0));
   }
   knex.on('query-response', () => monitor.up());
 
@@ -188,7 +358,10 @@ export async function createDatabase(
     monitor,
     isUnavailable(error) {
       if (!isConnectionError(error)) return false;
-      monitor.down(error);
+      // Wrong settings are logged as what they are (one line: what is wrong, what to do).
+      const wrong =
+        error instanceof DatabaseUnavailableError && error.misconfigured ? error.message : undefined;
+      monitor.down(error, wrong);
       return true;
     },
     async ping() {
@@ -201,14 +374,16 @@ export async function createDatabase(
       }
     },
     async migrate() {
+      // A restart finds the schema up to date: one query says so, without the migrator's lock round.
+      if (!(await pendingMigrations(knex))) return [];
       if (!settings) {
         const [, applied] = (await knex.migrate.latest({ migrationSource })) as [number, string[]];
         return applied;
       }
       // Migrations may rewrite large tables: their own connection, without the per-query bounds.
       const migrator = knexPkg.knex({
-        client: 'pg',
-        connection: { ...settings, query_timeout: undefined, statement_timeout: 0 },
+        client: pgClient(settings, undefined),
+        connection: { ...settings, statement_timeout: 0 },
         pool: { min: 0, max: 1 },
         ...quiet(logger),
       });
@@ -237,6 +412,9 @@ export async function ensureDatabaseExists(url: string): Promise<boolean> {
   const admin = new URL(url);
   admin.pathname = '/postgres';
   const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5000 });
+  // A connection lost mid-query also rejects that query, which is what reports it; unheard, the
+  // 'error' event would end the process.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);

@@ -16,11 +16,15 @@ export class DependencyMonitor {
     return this.downSince !== undefined;
   }
 
-  down(error: unknown): void {
+  /** `summary`, when given, is the log line instead of "unreachable" (e.g. what to fix). */
+  down(error: unknown, summary?: string): void {
     if (this.downSince !== undefined) return;
     this.downSince = Date.now();
     const reason = error instanceof Error ? error.message : String(error);
-    this.logger.error({ dependency: this.name, reason }, `${this.name} unreachable: outage started`);
+    this.logger.error(
+      { dependency: this.name, reason },
+      summary ?? `${this.name} unreachable: outage started`,
+    );
   }
 
   up(): void {

@@ -24,6 +24,8 @@ export interface JobQueue<T> {
 
 const PUBLISH_TIMEOUT_MS = 2000;
 const CONNECT_WAIT_MS = 1000;
+/** How long close waits for a connection attempt still in flight (one to a broker that is away never ends). */
+const CLOSE_CONNECTING_WAIT_MS = 2000;
 /** How long a job that met a backend outage waits before it goes back on the queue. */
 const OUTAGE_REQUEUE_DELAY_MS = 1000;
 
@@ -90,6 +92,9 @@ class RabbitQueue<T> implements JobQueue<T> {
   readonly monitor: DependencyMonitor;
   private readonly inFlight = new Set<Promise<void>>();
   private consuming = false;
+  private closing = false;
+  /** One wait for the channel shared by every request that needs it, so waiting adds no listener per request. */
+  private channelReady: Promise<void> | undefined;
 
   private readonly queue: string;
   private readonly isJob: (value: unknown) => value is T;
@@ -107,12 +112,17 @@ class RabbitQueue<T> implements JobQueue<T> {
     this.connection.on('connect', () => this.monitor.up());
     this.connection.on('disconnect', ({ err }) => this.monitor.down(err));
     this.connection.on('connectFailed', ({ err }) => this.monitor.down(err));
+    this.connection.on('error', (error: unknown) => this.failed(error, 'message broker connection failed'));
     const deadLetters = `${queue}.dead`;
     this.channel = this.connection.createChannel({
       json: true,
       confirm: true,
       publishTimeout: PUBLISH_TIMEOUT_MS,
       setup: async (channel: ConfirmChannel) => {
+        // A channel the broker closes with an error (an ack for a delivery of an earlier channel, a
+        // queue declared with other arguments) emits 'error'; unheard, that would end the process.
+        // The wrapper opens a new channel on the next connect.
+        channel.on('error', (error: unknown) => this.failed(error, 'message broker channel failed'));
         await channel.assertQueue(deadLetters, { durable: true });
         await channel.assertQueue(queue, {
           durable: true,
@@ -121,6 +131,17 @@ class RabbitQueue<T> implements JobQueue<T> {
         });
       },
     });
+    // A setup that fails (the channel or connection closing under it, e.g. at shutdown) is emitted here.
+    this.channel.on('error', (error: unknown) => this.failed(error, 'message broker channel setup failed'));
+  }
+
+  /** While closing, a channel or connection failing is how closing looks, not an outage. */
+  private failed(error: unknown, message: string): void {
+    if (this.closing) {
+      this.logger.debug({ err: error }, `${message} while closing`);
+      return;
+    }
+    this.logger.error({ err: error }, message);
   }
 
   async publish(job: T): Promise<void> {
@@ -138,7 +159,8 @@ class RabbitQueue<T> implements JobQueue<T> {
   }
 
   private connected(waitMs: number): Promise<boolean> {
-    return withTimeout(this.channel.waitForConnect(), waitMs).then(
+    this.channelReady ??= this.channel.waitForConnect().finally(() => (this.channelReady = undefined));
+    return withTimeout(this.channelReady, waitMs).then(
       () => true,
       () => false,
     );
@@ -186,14 +208,25 @@ class RabbitQueue<T> implements JobQueue<T> {
   async stopConsuming(): Promise<void> {
     if (!this.consuming) return;
     this.consuming = false;
-    await this.channel.cancelAll();
+    try {
+      await this.channel.cancelAll();
+    } catch (error) {
+      // The channel closed under the cancel: its consumers went with it (unacked jobs are redelivered).
+      this.logger.debug({ err: error }, 'cancelling consumers failed: the channel is closed');
+    }
     await Promise.all([...this.inFlight]);
   }
 
   async close(): Promise<void> {
     await this.stopConsuming();
+    this.closing = true;
     await this.channel.close();
-    await this.connection.close();
+    // Without a connection, close() waits for the attempt in flight; the manager drops its retries,
+    // so if the broker is away that wait would never end.
+    const connected = this.connection.isConnected();
+    const closed = this.connection.close();
+    if (connected) await closed;
+    else await withTimeout(closed, CLOSE_CONNECTING_WAIT_MS).catch(() => undefined);
   }
 }
 

@@ -26,7 +26,9 @@ export function connectRedis(url: string, name: string, logger: Logger): RedisCo
   });
   let closing = false;
   client.on('ready', () => monitor.up());
-  client.on('error', (error) => monitor.down(error));
+  client.on('error', (error) => {
+    if (!closing) monitor.down(error);
+  });
   client.on('end', () => {
     if (!closing) monitor.down(new Error('connection closed'));
   });

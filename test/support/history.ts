@@ -23,25 +23,25 @@ export interface HistoryPage {
   next?: { iterator: string };
 }
 
-/** Reads a chat's history as one member: pages, walks and the texts seen. */
-export function historyReader(api: Api) {
+/** Reads a chat's history as one member: pages, walks and the texts seen. `app` is asked at each call. */
+export function historyReader(app: () => { api: Api }) {
   /** A new user in a new chat of their own: every test gets its own history. */
   async function newMember(): Promise<Member> {
-    const user = await registerAndLogin(api);
-    const chatId = await createChat(api, user);
+    const user = await registerAndLogin(app().api);
+    const chatId = await createChat(app().api, user);
     const displayName = unique('Name');
-    const memberId = await join(api, user, chatId, displayName);
+    const memberId = await join(app().api, user, chatId, displayName);
     return { user, chatId, memberId, displayName };
   }
 
   async function sendAll(m: Member, texts: string[]): Promise<string[]> {
     const ids: string[] = [];
-    for (const text of texts) ids.push(await send(api, m.user, m.chatId, m.memberId, text));
+    for (const text of texts) ids.push(await send(app().api, m.user, m.chatId, m.memberId, text));
     return ids;
   }
 
   async function page(m: Member, query: string): Promise<HistoryPage> {
-    const res = await api.get(`/v1/chats/${m.chatId}/messages?${query}`).set(m.user.auth).expect(200);
+    const res = await app().api.get(`/v1/chats/${m.chatId}/messages?${query}`).set(m.user.auth).expect(200);
     return res.body as HistoryPage;
   }
 

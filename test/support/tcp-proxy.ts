@@ -4,14 +4,17 @@ import net from 'node:net';
  * A TCP proxy the test controls, to stage a database outage: `cut()` closes the listener and destroys
  * every open connection (the app sees its sockets drop and new connections refused); `restore()`
  * listens again on the same port. `freeze()` stages the nastier outage of a network partition: connections
- * stay open (and new ones are accepted) but no byte goes through any more, so nothing fails fast.
+ * stay open (and new ones are accepted) but no byte goes through any more, so nothing fails fast;
+ * `thaw()` delivers, late, what was written meanwhile.
  */
 export class TcpProxy {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
-  private readonly pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
+  private readonly pairs = new Set<Pair>();
   private listenPort = 0;
-  private frozen = false;
+  private frozen: false | FreezeOptions = false;
+  /** Connections accepted while frozen (without `delivered`): they reach the server only on `thaw()`. */
+  private readonly held = new Set<net.Socket>();
 
   constructor(
     readonly target: { host: string; port: number },
@@ -56,14 +59,29 @@ export class TcpProxy {
     return this.listenPort;
   }
 
-  /** Keeps every connection open but forwards nothing any more, in either direction. */
-  freeze(): void {
-    this.frozen = true;
-    for (const { client, upstream } of this.pairs) {
-      client.unpipe(upstream);
-      upstream.unpipe(client);
-      client.pause();
-      upstream.pause();
+  /**
+   * Keeps every connection open but forwards nothing any more, in either direction. With
+   * `delivered`, what the client writes meanwhile counts as already out of its hands (as if in the
+   * server's receive buffer while the server stalls): `thaw()` delivers it even if the client has
+   * closed or reset its connection since.
+   */
+  freeze(options: FreezeOptions = {}): void {
+    this.frozen = options;
+    for (const pair of this.pairs) this.hold(pair);
+  }
+
+  /** Ends a freeze: what was held is delivered, late, and traffic flows again. */
+  thaw(): void {
+    this.frozen = false;
+    for (const pair of this.pairs) this.release(pair);
+    const held = [...this.held];
+    this.held.clear();
+    for (const client of held) {
+      client.removeAllListeners('error');
+      client.removeAllListeners('close');
+      this.sockets.delete(client);
+      this.pipe(client);
+      client.resume();
     }
   }
 
@@ -73,6 +91,7 @@ export class TcpProxy {
     this.server = undefined;
     this.frozen = false;
     this.pairs.clear();
+    this.held.clear();
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
@@ -88,17 +107,58 @@ export class TcpProxy {
     await this.cut();
   }
 
+  private hold(pair: Pair): void {
+    const { client, upstream } = pair;
+    client.unpipe(upstream);
+    upstream.unpipe(client);
+    upstream.pause();
+    if (this.frozen && this.frozen.delivered) {
+      pair.written = [];
+      client.on('data', pair.collect);
+      client.resume();
+    } else {
+      client.pause();
+    }
+  }
+
+  private release(pair: Pair): void {
+    const { client, upstream } = pair;
+    if (pair.written) {
+      client.off('data', pair.collect);
+      for (const chunk of pair.written) upstream.write(chunk);
+      pair.written = undefined;
+    }
+    if (pair.clientGone) {
+      upstream.end();
+      upstream.resume();
+      return;
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
+    upstream.resume();
+  }
+
   private pipe(client: net.Socket): void {
     this.sockets.add(client);
-    if (this.frozen) {
+    if (this.frozen && !this.frozen.delivered) {
       // Accepted, never answered.
       client.pause();
+      this.held.add(client);
       client.on('error', () => client.destroy());
-      client.on('close', () => this.sockets.delete(client));
+      client.on('close', () => {
+        this.sockets.delete(client);
+        this.held.delete(client);
+      });
       return;
     }
     const upstream = net.connect(this.target);
-    const pair = { client, upstream };
+    const pair: Pair = {
+      client,
+      upstream,
+      clientGone: false,
+      collect: (chunk: Buffer) => pair.written?.push(chunk),
+    };
     this.pairs.add(pair);
     this.sockets.add(upstream);
     const drop = () => {
@@ -108,11 +168,35 @@ export class TcpProxy {
       this.sockets.delete(upstream);
       this.pairs.delete(pair);
     };
-    client.on('error', drop);
+    const clientEnded = () => {
+      // What the client wrote before it went is still on its way: the server gets it on thaw.
+      if (pair.written) {
+        pair.clientGone = true;
+        this.sockets.delete(client);
+      } else drop();
+    };
+    client.on('error', clientEnded);
+    client.on('close', clientEnded);
     upstream.on('error', drop);
-    client.on('close', drop);
     upstream.on('close', drop);
+    if (this.frozen) {
+      this.hold(pair);
+      return;
+    }
     client.pipe(upstream);
     upstream.pipe(client);
   }
+}
+
+interface FreezeOptions {
+  delivered?: boolean;
+}
+
+interface Pair {
+  client: net.Socket;
+  upstream: net.Socket;
+  /** While frozen with `delivered`: what the client wrote, for the server on thaw. */
+  written?: Buffer[];
+  clientGone: boolean;
+  collect: (chunk: Buffer) => void;
 }

@@ -4,8 +4,12 @@ import { serviceUnavailable } from '../../errors.js';
 import { toAppError } from '../../http/middleware.js';
 import type { AppModule, ModuleContext } from '../types.js';
 
-/** Liveness (`/ping`, never touches the database), readiness (`/ping_db`) and Prometheus `/metrics`. */
-export function healthModule({ db, metrics }: ModuleContext): AppModule {
+/**
+ * Liveness (`/ping`, never touches the database), the database check (`/ping_db`), readiness for
+ * load balancers (`/ready`: `/v1` can serve, `schemaReady` telling whether the schema is in place)
+ * and Prometheus `/metrics`.
+ */
+export function healthModule({ db, metrics }: ModuleContext, schemaReady: () => boolean): AppModule {
   const { registry } = metrics;
   const requests = new Counter({
     name: 'http_requests_total',
@@ -50,6 +54,10 @@ export function healthModule({ db, metrics }: ModuleContext): AppModule {
       });
       router.get('/ping_db', async (ctx) => {
         if (!(await db.ping())) throw serviceUnavailable();
+        ctx.body = { status: 'ok' };
+      });
+      router.get('/ready', async (ctx) => {
+        if (!schemaReady() || !(await db.ping())) throw serviceUnavailable();
         ctx.body = { status: 'ok' };
       });
       router.get('/metrics', async (ctx) => {

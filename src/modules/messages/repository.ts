@@ -1,4 +1,4 @@
-import type { Knex } from '../../infra/db.js';
+import { DatabaseUnavailableError, statementDeadline, type Knex } from '../../infra/db.js';
 
 /** A message as history shows it, in the code's names. */
 export interface HistoryRow {
@@ -11,15 +11,21 @@ export interface HistoryRow {
 }
 
 // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
-// never pass a message that commits later with a smaller seq.
-export const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE)
+// never pass a message that commits later with a smaller seq. The member row is locked next (for the
+// update of its sent count the messages trigger makes) so that the deadline, checked once both locks
+// are held, is the last wait: an insert that reaches the server, or gets its locks, after the client
+// gave up stores nothing. Members who left cannot post.
+const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE),
+       member AS (SELECT mb.id, mb.chat_id FROM members mb JOIN chat ON chat.id = mb.chat_id
+                  WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid) AND mb.left_at IS NULL
+                  FOR NO KEY UPDATE OF mb)
        INSERT INTO messages (chat_id, member_id, text)
-       SELECT mb.chat_id, mb.id, ? FROM members mb JOIN chat ON chat.id = mb.chat_id
-       WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid) AND mb.left_at IS NULL
+       SELECT member.chat_id, member.id, ? FROM member
+       WHERE clock_timestamp() < coalesce(?::timestamptz, 'infinity')
        RETURNING id`;
 
 /** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
-export const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
+const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
               m.text, m.created_at AS "createdAt"
        FROM messages m JOIN members mb ON mb.id = m.member_id
        WHERE m.chat_id = ? AND m.seq > ?
@@ -48,6 +54,28 @@ export interface IdempotencyKey {
   requestHash: string;
 }
 
+/**
+ * The repository's statements with the bindings they take, built from named arguments: the
+ * repository runs them, and the benchmark's straight-through-pg ceilings run the very same.
+ */
+export const MESSAGE_STATEMENTS = {
+  insertMessage: {
+    sql: INSERT_MESSAGE_SQL,
+    /** Without a deadline (null) the insert waits as long as it must. */
+    bindings: (a: {
+      chatId: string;
+      memberId: string;
+      userId: string | null;
+      text: string;
+      deadline: Date | null;
+    }) => [a.chatId, a.memberId, a.userId, a.userId, a.text, a.deadline],
+  },
+  historyPage: {
+    sql: HISTORY_PAGE_SQL,
+    bindings: (a: { chatId: string; afterSeq: string; limit: number }) => [a.chatId, a.afterSeq, a.limit],
+  },
+} as const;
+
 export class MessagesRepository {
   constructor(private readonly knex: Knex) {}
 
@@ -61,13 +89,15 @@ export class MessagesRepository {
     userId: string | null,
     text: string,
   ): Promise<string | undefined> {
-    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(INSERT_MESSAGE_SQL, [
-      chatId,
-      text,
-      memberId,
-      userId,
-      userId,
-    ]);
+    const deadline = statementDeadline(this.knex);
+    const { insertMessage } = MESSAGE_STATEMENTS;
+    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
+      insertMessage.sql,
+      insertMessage.bindings({ chatId, memberId, userId, text, deadline }),
+    );
+    if (!rows[0] && deadline && Date.now() >= deadline.getTime()) {
+      throw new DatabaseUnavailableError('query', 'the insert reached the database after its deadline');
+    }
     return rows[0]?.id;
   }
 
@@ -84,14 +114,24 @@ export class MessagesRepository {
     text: string,
     key: IdempotencyKey,
   ): Promise<{ taken: true } | { taken: false; messageId: string | undefined }> {
+    const deadline = statementDeadline(this.knex);
+    const { insertMessage } = MESSAGE_STATEMENTS;
     try {
       const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
-        `WITH sent AS (${INSERT_MESSAGE_SQL})
+        `WITH sent AS (${insertMessage.sql})
          INSERT INTO idempotency_keys (owner, key, request_hash, message_id)
          SELECT ?, ?, ?, id FROM sent
          RETURNING message_id AS id`,
-        [chatId, text, memberId, userId, userId, key.owner, key.key, key.requestHash],
+        [
+          ...insertMessage.bindings({ chatId, memberId, userId, text, deadline }),
+          key.owner,
+          key.key,
+          key.requestHash,
+        ],
       );
+      if (!rows[0] && deadline && Date.now() >= deadline.getTime()) {
+        throw new DatabaseUnavailableError('query', 'the insert reached the database after its deadline');
+      }
       return { taken: false, messageId: rows[0]?.id };
     } catch (error) {
       if ((error as { code?: string }).code === UNIQUE_VIOLATION) return { taken: true };
@@ -121,7 +161,11 @@ export class MessagesRepository {
   }
 
   async page(chatId: string, afterSeq: string, limit: number): Promise<HistoryRow[]> {
-    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(HISTORY_PAGE_SQL, [chatId, afterSeq, limit]);
+    const { historyPage } = MESSAGE_STATEMENTS;
+    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(
+      historyPage.sql,
+      historyPage.bindings({ chatId, afterSeq, limit }),
+    );
     return rows;
   }
 

@@ -31,9 +31,9 @@ export function isTimeout(error: unknown): boolean {
 
 /**
  * One full-text query, newest first, restricted to the caller's chats inside the SQL. Headlines are
- * computed only for the rows kept. Exported for the benchmark's straight-through-pg ceiling.
+ * computed only for the rows kept.
  */
-export const SEARCH_SQL = `WITH q AS (SELECT websearch_to_tsquery('russian', :query) AS query),
+const SEARCH_SQL = `WITH q AS (SELECT websearch_to_tsquery('russian', :query) AS query),
          hits AS (
            SELECT m.seq, m.id, m.chat_id, m.member_id, m.text, m.created_at
            FROM messages m
@@ -58,20 +58,33 @@ export const SEARCH_SQL = `WITH q AS (SELECT websearch_to_tsquery('russian', :qu
          FROM hits, q
          ORDER BY hits.seq DESC`;
 
+/**
+ * The search statement with the named bindings it takes: the repository runs it, and the benchmark's
+ * straight-through-pg ceiling runs the very same.
+ */
+/** The query and its bindings, exported for the benchmark's straight-through-pg ceiling. */
+export const SEARCH_STATEMENT = {
+  sql: SEARCH_SQL,
+  bindings: (filter: SearchFilter, maxResults: number) => ({
+    query: filter.query,
+    userId: filter.userId,
+    chatId: filter.chatId ?? null,
+    memberId: filter.memberId ?? null,
+    after: filter.after?.toISOString() ?? null,
+    before: filter.before?.toISOString() ?? null,
+    limit: maxResults,
+  }),
+} as const;
+
 export class SearchRepository {
   constructor(private readonly knex: Knex) {}
 
   /** The statement timeout of the search jobs' own connections (SEARCH_TIMEOUT_MS) bounds it. */
   async search(filter: SearchFilter, maxResults: number): Promise<FoundMessage[]> {
-    const { rows } = await this.knex.raw<{ rows: FoundMessage[] }>(SEARCH_SQL, {
-      query: filter.query,
-      userId: filter.userId,
-      chatId: filter.chatId ?? null,
-      memberId: filter.memberId ?? null,
-      after: filter.after?.toISOString() ?? null,
-      before: filter.before?.toISOString() ?? null,
-      limit: maxResults,
-    });
+    const { rows } = await this.knex.raw<{ rows: FoundMessage[] }>(
+      SEARCH_STATEMENT.sql,
+      SEARCH_STATEMENT.bindings(filter, maxResults),
+    );
     return rows;
   }
 }
