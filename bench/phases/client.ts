@@ -10,8 +10,8 @@ import { httpRow, scenario, type Context, type Phase, type PhaseReport } from '.
 const CHAT_PAGE = 20;
 
 /**
- * Two scenarios alternated in halves (A B A B), so drift in the machine's load hits both alike;
- * each merged into one measurement under its name.
+ * Two scenarios alternated in halves, A B then B A, so drift in the machine's load and the order
+ * they run in hit both alike; each merged into one measurement under its name.
  */
 async function alternated(
   ctx: Context,
@@ -22,7 +22,8 @@ async function alternated(
   const runs: Record<string, Parameters<typeof merge>[0]> = {};
   for (let round = 0; round < 2; round++) {
     const load = { ...ctx.load, warmup: round === 0 ? ctx.load.warmup : 0 };
-    for (const [name, { label, options }] of Object.entries(scenarios)) {
+    const order = Object.entries(scenarios);
+    for (const [name, { label, options }] of round === 0 ? order : order.reverse()) {
       (runs[name] ??= []).push(await http(label, options, load, api.watched, half));
     }
   }
@@ -137,7 +138,7 @@ function report(ctx: Context): PhaseReport {
     targets,
     notes: [
       'Client needs: each pair (my chats / history page; anchor=newest / depth ' +
-        `${SHALLOW}; send with / without a key) alternated in halves (A B A B) in one run; every keyed send a new key.`,
+        `${SHALLOW}; send with / without a key) alternated in halves (A B B A) in one run; every keyed send a new key.`,
     ],
   };
 }

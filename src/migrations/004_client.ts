@@ -52,6 +52,8 @@ export async function up(knex: Knex): Promise<void> {
       FROM (SELECT member_id, count(*) AS n FROM messages GROUP BY member_id) s
       WHERE s.member_id = mb.id;
     CREATE INDEX members_chat_id_idx ON members (chat_id, id) WHERE left_at IS NULL;
+    -- A user's current chats without visiting their member rows (the chat list).
+    CREATE INDEX members_user_current_idx ON members (user_id, chat_id) WHERE left_at IS NULL;
 
     CREATE FUNCTION messages_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -90,7 +92,7 @@ export async function down(knex: Knex): Promise<void> {
     DROP TABLE idempotency_keys;
     DROP TRIGGER messages_count_inserted ON messages;
     DROP FUNCTION messages_count_inserted();
-    DROP INDEX members_chat_id_idx;
+    DROP INDEX members_chat_id_idx, members_user_current_idx;
     ALTER TABLE members DROP COLUMN left_at, DROP COLUMN sent_count, DROP COLUMN read_seq,
       DROP COLUMN read_unread, DROP COLUMN read_message_count, DROP COLUMN read_sent_count;
     ALTER TABLE chats DROP COLUMN message_count, DROP COLUMN last_seq, DROP COLUMN last_activity_at;

@@ -40,27 +40,29 @@ export interface ChatMember {
  */
 const UNREAD = `(mb.read_unread + (c.message_count - mb.read_message_count) - (mb.sent_count - mb.read_sent_count))`;
 
-// A page of the chat list sorts the user's memberships by their chats' activity: the cost grows with
-// the number of chats the user is in, never with the number of messages.
+// A page of the chat list sorts the user's current memberships by their chats' activity: the cost
+// grows with the number of chats the user is in (an index-only scan of (user_id, chat_id) and a
+// lookup of each chat), never with the number of messages. Member rows, unread counts and last
+// messages are read for the page's chats only.
 const MY_CHATS_SQL = `WITH page AS (
-         SELECT c.id AS chat_id, c.name AS chat_name, mb.id AS member_id, mb.name AS member_name,
-                ${UNREAD} AS unread, c.last_seq, c.last_activity_at,
-                to_char(c.last_activity_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS activity_key
+         SELECT c.id AS chat_id, c.name AS chat_name, c.message_count, c.last_seq, c.last_activity_at
          FROM members mb JOIN chats c ON c.id = mb.chat_id
          WHERE mb.user_id = :userId AND mb.left_at IS NULL
            AND (CAST(:afterAt AS timestamptz) IS NULL
                 OR (c.last_activity_at, c.id) < (CAST(:afterAt AS timestamptz), CAST(:afterChat AS uuid)))
          ORDER BY c.last_activity_at DESC, c.id DESC
          LIMIT :limit)
-       SELECT page.chat_id AS "chatId", page.chat_name AS "chatName", page.member_id AS "memberId",
-              page.member_name AS "memberName", page.unread::int AS unread,
-              page.last_activity_at AS "lastActivityAt", page.activity_key AS "activityKey",
+       SELECT c.chat_id AS "chatId", c.chat_name AS "chatName", mb.id AS "memberId",
+              mb.name AS "memberName", ${UNREAD}::int AS unread,
+              c.last_activity_at AS "lastActivityAt",
+              to_char(c.last_activity_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "activityKey",
               m.id AS "lastMessageId", m.member_id AS "lastMemberId", sender.name AS "lastMemberName",
               m.text AS "lastText", m.created_at AS "lastCreatedAt"
-       FROM page
-       LEFT JOIN messages m ON m.chat_id = page.chat_id AND m.seq = page.last_seq
+       FROM page c
+       JOIN members mb ON mb.chat_id = c.chat_id AND mb.user_id = :userId
+       LEFT JOIN messages m ON m.chat_id = c.chat_id AND m.seq = c.last_seq
        LEFT JOIN members sender ON sender.id = m.member_id
-       ORDER BY page.last_activity_at DESC, page.chat_id DESC`;
+       ORDER BY c.last_activity_at DESC, c.chat_id DESC`;
 
 interface MyChatRow {
   chatId: string;

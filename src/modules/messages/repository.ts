@@ -35,12 +35,18 @@ const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id AS "mem
 const PAGE_COLUMNS = `m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
               m.text, m.created_at AS "createdAt"`;
 
-/** Up to `limit` messages before position `beforeSeq`, newest first: the same range scan, walked backwards. */
+/**
+ * Up to `limit` messages before position `beforeSeq`, newest first. The positions come from an
+ * index-only scan of (chat_id, seq) walked backwards: left to itself, the planner may walk the global
+ * seq index back from its end for a chat that holds most messages, over every newer message of every
+ * other chat.
+ */
 const OLDER_SQL = `SELECT ${PAGE_COLUMNS}
        FROM messages m JOIN members mb ON mb.id = m.member_id
-       WHERE m.chat_id = ? AND m.seq < ?
-       ORDER BY m.seq DESC
-       LIMIT ?`;
+       WHERE m.chat_id = :chatId
+         AND m.seq IN (SELECT p.seq FROM messages p WHERE p.chat_id = :chatId AND p.seq < :beforeSeq
+                       ORDER BY p.chat_id DESC, p.seq DESC LIMIT :limit)
+       ORDER BY m.seq DESC`;
 
 const MAX_POSITION = '9223372036854775807';
 const UNIQUE_VIOLATION = '23505';
@@ -171,11 +177,11 @@ export class MessagesRepository {
 
   /** Up to `limit` messages right before position `beforeSeq` (all the newest when null), newest first. */
   async older(chatId: string, beforeSeq: string | null, limit: number): Promise<HistoryRow[]> {
-    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(OLDER_SQL, [
+    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(OLDER_SQL, {
       chatId,
-      beforeSeq ?? MAX_POSITION,
+      beforeSeq: beforeSeq ?? MAX_POSITION,
       limit,
-    ]);
+    });
     return rows;
   }
 
