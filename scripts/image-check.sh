@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the project's image from its Dockerfile and runs every role from it:
 #   - the image: no dev dependencies, tests, source maps or .git; runs as a non-root user; its size;
-#   - api on embedded defaults: /ping, a curl session in the README's order, HEALTHCHECK healthy,
+#   - api on embedded defaults: /ping, a curl session in the README's order and the README's own
+#     walk-through (scripts/readme-walkthrough.sh), HEALTHCHECK healthy,
 #     `docker stop` exits 0 promptly;
 #   - migrate, api and consumer on this machine's Postgres, Redis and RabbitMQ: a search task
 #     reaches SUCCESS through the containers;
@@ -369,6 +370,10 @@ embedded_user() {
 }
 step "api (embedded defaults): runs as a non-root user, code read-only, data writable" embedded_user
 step "api (embedded defaults): curl session register, login, chat, join, post, history, search, logout" curl_session
+readme_walkthrough() {
+  API="$API" bash scripts/readme-walkthrough.sh
+}
+step "api (embedded defaults): the README's walk-through, as a user pastes it" readme_walkthrough
 embedded_healthy() {
   local t status
   t=$(date +%s.%N)

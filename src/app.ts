@@ -7,6 +7,7 @@ import { ALL_MODULES, type Config, type ModuleName } from './config.js';
 import { authFailed, serviceUnavailable } from './errors.js';
 import { errorHandler, requestLog } from './http/middleware.js';
 import { createRequestRules } from './http/validate.js';
+import { createHttpServer, listen } from './http/server.js';
 import { createDatabase, type Database } from './infra/db.js';
 import type { Logger } from './infra/logger.js';
 import { createMetrics } from './infra/metrics.js';
@@ -117,7 +118,9 @@ export async function createService(config: Config, logger: Logger): Promise<Ser
   const modules = await buildModules(context, { spec, schemaReady: () => state.ready });
   metrics.watchDependencies(() => modules.flatMap((module) => module.dependencies ?? []));
 
-  const app = new Koa({ proxy: config.trustProxy });
+  // Behind proxies the client address is the entry TRUST_PROXY_HOPS from the right of X-Forwarded-For:
+  // entries further left were written by the client and prove nothing.
+  const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.trustProxyHops });
   app.use(requestLog(logger));
   app.use(errorHandler(logger, (error) => db.isUnavailable(error)));
   // Until the schema is in place the API answers 503, not errors about missing tables.
@@ -137,17 +140,9 @@ export async function createService(config: Config, logger: Logger): Promise<Ser
     db,
     modules,
     migrated,
-    listen() {
-      return new Promise((resolve, reject) => {
-        const handle = app.callback();
-        const listening = http.createServer((req, res) => void handle(req, res));
-        listening.keepAliveTimeout = 65_000;
-        listening.once('error', reject);
-        listening.listen(config.port, config.host, () => {
-          server = listening;
-          resolve(listening);
-        });
-      });
+    async listen() {
+      server = await listen(createHttpServer(app, config, logger), config);
+      return server;
     },
     async close() {
       state.closed = true;

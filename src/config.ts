@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { projectRoot } from './infra/paths.js';
 
@@ -27,8 +28,13 @@ export interface Config {
   apps: ModuleName[];
   authDisabled: boolean;
   trustProxy: boolean;
+  /** With trustProxy: how many X-Forwarded-For entries, from the right, were written by our proxies. */
+  trustProxyHops: number;
+  http: { requestTimeoutMs: number; headersTimeoutMs: number; maxConnectionsPerIp: number };
   sessionTtlSeconds: number;
   bcryptCost: number;
+  /** Password hashes at once, hashes waiting beyond them, and hashes one client may hold (both). */
+  hashing: { concurrency: number; queueMax: number; perClientMax: number };
   maxBodyBytes: number;
   shutdownTimeoutMs: number;
   migrateOnStart: boolean;
@@ -43,8 +49,17 @@ export interface Config {
     windowMs: number;
     sendMax: number;
     sendWindowMs: number;
+    /** Entries the in-memory general counter keeps (the login counters have their own space). */
+    memoryKeys: number;
+    /** Login attempts per client address. */
+    loginMax: number;
+    loginWindowMs: number;
+    /** Failed logins per user name and client address; over it that client gets 429 for that name. */
     loginFailMax: number;
     loginFailWindowMs: number;
+    /** Failed logins per user name from all clients; over it every attempt on the name is delayed. */
+    loginFailNameMax: number;
+    loginFailDelayMs: number;
   };
   search: {
     resultTtlSeconds: number;
@@ -164,8 +179,19 @@ export function loadConfig(env: Env = process.env): Config {
     apps: modules(env),
     authDisabled: boolean(env, 'AUTH_DISABLED', false),
     trustProxy: boolean(env, 'TRUST_PROXY', false),
+    trustProxyHops: integer(env, 'TRUST_PROXY_HOPS', 1, 1, 32),
+    http: {
+      requestTimeoutMs: integer(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
+      headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 3_600_000),
+      maxConnectionsPerIp: integer(env, 'HTTP_MAX_CONNECTIONS_PER_IP', 256, 0, 1_000_000),
+    },
     sessionTtlSeconds: integer(env, 'SESSION_TTL', 86_400, 1, 31_536_000),
     bcryptCost: integer(env, 'BCRYPT_COST', 12, 4, 15),
+    hashing: {
+      concurrency: integer(env, 'BCRYPT_CONCURRENCY', os.availableParallelism(), 1, 1024),
+      queueMax: integer(env, 'BCRYPT_QUEUE_MAX', 4, 0, 100_000),
+      perClientMax: integer(env, 'BCRYPT_PER_CLIENT_MAX', 2, 1, 100_000),
+    },
     maxBodyBytes: integer(env, 'MAX_BODY_BYTES', 1_048_576, 1024, 104_857_600),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     migrateOnStart: boolean(env, 'MIGRATE_ON_START', true),
@@ -187,8 +213,13 @@ export function loadConfig(env: Env = process.env): Config {
       windowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
       sendMax: integer(env, 'SEND_RATE_LIMIT_MAX', 60, 1, 10_000_000),
       sendWindowMs: integer(env, 'SEND_RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
+      memoryKeys: integer(env, 'RATE_LIMIT_MEMORY_KEYS', 100_000, 10, 100_000_000),
+      loginMax: integer(env, 'LOGIN_RATE_LIMIT_MAX', 20, 1, 10_000_000),
+      loginWindowMs: integer(env, 'LOGIN_RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
       loginFailMax: integer(env, 'LOGIN_FAIL_LIMIT_MAX', 10, 1, 10_000_000),
       loginFailWindowMs: integer(env, 'LOGIN_FAIL_LIMIT_WINDOW_MS', 900_000, 1000, 86_400_000),
+      loginFailNameMax: integer(env, 'LOGIN_FAIL_NAME_MAX', 100, 1, 10_000_000),
+      loginFailDelayMs: integer(env, 'LOGIN_FAIL_DELAY_MS', 1000, 0, 60_000),
     },
     search: {
       resultTtlSeconds: integer(env, 'SEARCH_RESULT_TTL', 300, 1, 604_800),
@@ -199,6 +230,9 @@ export function loadConfig(env: Env = process.env): Config {
       queue: present(env, 'SEARCH_QUEUE') ?? 'messenger.search',
     },
   };
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS must not be above HTTP_REQUEST_TIMEOUT_MS');
+  }
   if (config.amqpUrl && !config.redisUrl) {
     throw new ConfigError(
       'AMQP_URL is set but REDIS_URL is not: search consumers store results in Redis, so both are needed',

@@ -152,3 +152,33 @@ describe('config', () => {
     });
   });
 });
+
+describe('config of the HTTP server and the login bounds', () => {
+  it('when nothing is set, then requests get 30 s, headers 10 s, and one address 256 connections', () => {
+    assert.deepEqual(loadConfig({}).http, {
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      maxConnectionsPerIp: 256,
+    });
+  });
+
+  it('when nothing is set, then the client address is one hop from the right and logins are bounded', () => {
+    const config = loadConfig({});
+    assert.equal(config.trustProxyHops, 1);
+    assert.equal(config.hashing.queueMax, 4);
+    assert.equal(config.hashing.perClientMax, 2);
+    assert.ok(config.hashing.concurrency >= 1);
+    assert.equal(config.rateLimit.loginMax, 20);
+    assert.equal(config.rateLimit.loginFailNameMax, 100);
+    assert.equal(config.rateLimit.loginFailDelayMs, 1000);
+  });
+
+  it('when HTTP_HEADERS_TIMEOUT_MS is above HTTP_REQUEST_TIMEOUT_MS, then it is a ConfigError naming both', () => {
+    const error = configError({ HTTP_REQUEST_TIMEOUT_MS: '1000', HTTP_HEADERS_TIMEOUT_MS: '2000' });
+    assert.match(error.message, /HTTP_HEADERS_TIMEOUT_MS.*HTTP_REQUEST_TIMEOUT_MS/);
+  });
+
+  it('when TRUST_PROXY_HOPS is 0, then a ConfigError names it', () => {
+    assert.match(configError({ TRUST_PROXY_HOPS: '0' }).message, /TRUST_PROXY_HOPS/);
+  });
+});

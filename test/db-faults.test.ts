@@ -9,7 +9,7 @@ import { createResultStore, type ResultStore } from '../src/infra/results.js';
 import type { SearchHit } from '../src/modules/search/model.js';
 import { createSearchDatabase, createSearchWorker } from '../src/modules/search/worker.js';
 import { apiFor, startApp, type TestApp } from './support/app.js';
-import { createChat, join, registerAndLogin, send, unique, type User } from './support/fixtures.js';
+import { send, unique, type User, memberOfNewChat } from './support/fixtures.js';
 import { profile, testDefaults } from './support/profile.js';
 import { eventually, spawnApi, type LogLine } from './support/spawn.js';
 import { TcpProxy } from './support/tcp-proxy.js';
@@ -51,9 +51,7 @@ if (profile.services) {
     before(async () => {
       await proxy.start();
       app = await startApp({ DATABASE_URL: proxy.proxiedUrl(databaseUrl) });
-      user = await registerAndLogin(app.api);
-      chatId = await createChat(app.api, user);
-      memberId = await join(app.api, user, chatId);
+      ({ user, chatId, memberId } = await memberOfNewChat(app.api));
       await send(app.api, user, chatId, memberId, 'before the freeze');
       direct = new pg.Client({ connectionString: databaseUrl });
       await direct.connect();

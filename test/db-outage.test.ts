@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { startApp, type TestApp } from './support/app.js';
-import { createChat, join, registerAndLogin, send, unique, type User } from './support/fixtures.js';
+import { send, unique, type User, memberOfNewChat } from './support/fixtures.js';
 import { profile } from './support/profile.js';
 import { eventually, killLeftovers, spawnApi, type LogLine, type SpawnedApi } from './support/spawn.js';
 import { TcpProxy } from './support/tcp-proxy.js';
@@ -58,9 +58,7 @@ if (profile.services) {
       before(async () => {
         await proxy.start();
         app = await startApp({ DATABASE_URL: proxy.proxiedUrl(databaseUrl) });
-        user = await registerAndLogin(app.api);
-        chatId = await createChat(app.api, user);
-        memberId = await join(app.api, user, chatId);
+        ({ user, chatId, memberId } = await memberOfNewChat(app.api));
         await send(app.api, user, chatId, memberId, 'before the outage');
       });
 
@@ -167,9 +165,7 @@ if (profile.services) {
         app = await spawnApi({ DATABASE_URL: proxy.proxiedUrl(databaseUrl) });
         await app.waitForLog((line) => /^database (migrated|schema up to date)$/.test(line.msg ?? ''));
         const { api } = app;
-        const user = await registerAndLogin(api);
-        const chatId = await createChat(api, user);
-        const memberId = await join(api, user, chatId);
+        const { user, chatId, memberId } = await memberOfNewChat(api);
 
         await proxy.cut();
         for (let i = 1; i <= 3; i++) {

@@ -269,7 +269,9 @@ describe('search limits and lifecycle', () => {
       .expect(409, { message: 'task-not-complete' });
   });
 
-  it('when the query runs longer than SEARCH_TIMEOUT_MS, then the task ends FAILED with error timeout', async () => {
+  it('when the query runs longer than SEARCH_TIMEOUT_MS, then the task ends FAILED with error timeout', async function () {
+    // Seeding 30,000 rows and highlighting them takes a while on a busy machine (PGlite: one thread).
+    this.timeout(90_000);
     // The seeding bulk insert goes through the app's pool: not bound like an API query.
     app = await startApp({
       SEARCH_TIMEOUT_MS: '10',

@@ -4,7 +4,7 @@ import type { Response } from 'supertest';
 import { ExpiringMap } from '../src/infra/cache.js';
 import { MemoryCounter } from '../src/modules/throttling/counter.js';
 import { startApp, type Api, type TestApp } from './support/app.js';
-import { createChat, join, registerAndLogin, send } from './support/fixtures.js';
+import { registerAndLogin, send, memberOfNewChat } from './support/fixtures.js';
 import { profile } from './support/profile.js';
 import { eventually, killLeftovers, spawnApi, type SpawnedApi } from './support/spawn.js';
 import { TcpProxy } from './support/tcp-proxy.js';
@@ -58,6 +58,10 @@ describe('throttling', () => {
       RATE_LIMIT_MAX: '600',
       SEND_RATE_LIMIT_MAX: '60',
       LOGIN_FAIL_LIMIT_MAX: '10',
+      LOGIN_RATE_LIMIT_MAX: '20',
+      LOGIN_FAIL_NAME_MAX: '100',
+      BCRYPT_QUEUE_MAX: '4',
+      BCRYPT_PER_CLIENT_MAX: '2',
       ...env,
     });
     apps.push(started);
@@ -126,9 +130,7 @@ describe('throttling', () => {
   it('when a user sends more than SEND_RATE_LIMIT_MAX messages, then sending answers 429 and reading goes on', async () => {
     const { api: server } = await app({ SEND_RATE_LIMIT_MAX: '2', SEND_RATE_LIMIT_WINDOW_MS: '20000' });
     const api = from(server, freshIp());
-    const user = await registerAndLogin(api);
-    const chatId = await createChat(api, user);
-    const memberId = await join(api, user, chatId);
+    const { user, chatId, memberId } = await memberOfNewChat(api);
     const post = () =>
       api.post(`/v1/chats/${chatId}/messages?user_id=${memberId}`).set(user.auth).send({ message: 'hi' });
     // The stricter budget is the one the headers show.
@@ -142,7 +144,7 @@ describe('throttling', () => {
     assert.equal(rateHeaders(history).limit, 600);
   });
 
-  it('when a user name has LOGIN_FAIL_LIMIT_MAX failed logins, then the next attempt is 429 even with the right password', async () => {
+  it('when one client fails LOGIN_FAIL_LIMIT_MAX logins for a name, then that client gets 429 for it, even with the right password', async () => {
     const { api: server } = await app({});
     const api = from(server, freshIp());
     const user = await registerAndLogin(api);
@@ -152,9 +154,95 @@ describe('throttling', () => {
       await login(`wrong password ${i}`).expect(401, { message: 'invalid-credentials' });
     }
     assertTooManyRequests(await login(user.password), 900);
-    // Per user name, not per address; other names are not affected.
-    assertTooManyRequests(await login(user.password, from(server, freshIp())), 900);
+    // Other names from the same client are not affected.
     await registerAndLogin(api);
+  });
+
+  it('when a client guesses a name’s password, then the owner still logs in from another client', async () => {
+    const { api: server } = await app({ LOGIN_FAIL_LIMIT_MAX: '3' });
+    const owner = from(server, freshIp());
+    const user = await registerAndLogin(owner);
+    const attacker = from(server, freshIp());
+    const login = (client: Api, password: string) =>
+      client.post('/v1/auth/login').send({ user_name: user.userName, password });
+    for (let i = 0; i < 3; i++) await login(attacker, `guess ${i}`).expect(401);
+    assertTooManyRequests(await login(attacker, `guess 3`), 900);
+    assertTooManyRequests(await login(attacker, user.password), 900);
+    await login(owner, user.password).expect(200);
+    await login(owner, user.password).expect(200);
+  });
+
+  it('when failures for a name from all clients pass LOGIN_FAIL_NAME_MAX, then attempts on it are delayed, not refused', async () => {
+    const delayMs = 400;
+    const { api: server } = await app({
+      LOGIN_FAIL_LIMIT_MAX: '2',
+      LOGIN_FAIL_NAME_MAX: '4',
+      LOGIN_FAIL_DELAY_MS: String(delayMs),
+    });
+    const user = await registerAndLogin(from(server, freshIp()));
+    const login = (client: Api, password: string) =>
+      client.post('/v1/auth/login').send({ user_name: user.userName, password });
+    // Three clients, two guesses each: six failures for the name, none over a client's own budget.
+    for (let c = 0; c < 3; c++) {
+      const client = from(server, freshIp());
+      for (let i = 0; i < 2; i++) await login(client, `guess ${c}.${i}`).expect(401);
+    }
+    const begun = performance.now();
+    await login(from(server, freshIp()), user.password).expect(200);
+    // A lower bound only: the delay is a wait the server adds, however fast the machine.
+    assert.ok(performance.now() - begun >= delayMs, `answered in ${performance.now() - begun} ms`);
+    // Other names are not slowed.
+    const other = await registerAndLogin(from(server, freshIp()));
+    assert.ok(other.token);
+  });
+
+  it('when a client sends more than LOGIN_RATE_LIMIT_MAX logins, then it gets 429 whatever the names, and its other requests go on', async () => {
+    const { api: server } = await app({ LOGIN_RATE_LIMIT_MAX: '5', RATE_LIMIT_MAX: '600' });
+    const ip = freshIp();
+    const api = from(server, ip);
+    const user = await registerAndLogin(from(server, freshIp()));
+    const attempt = (client: Api, userName: string, password = 'wrong password') =>
+      client.post('/v1/auth/login').send({ user_name: userName, password });
+    for (let i = 0; i < 5; i++) await attempt(api, `nobody-${randomUUID()}`).expect(401);
+    assertTooManyRequests(await attempt(api, `nobody-${randomUUID()}`), 60);
+    assertTooManyRequests(await attempt(api, user.userName, user.password), 60);
+    // The general budget is separate: the client's other requests are served.
+    await api.get('/ping').expect(200);
+    await attempt(from(server, freshIp()), user.userName, user.password).expect(200);
+  });
+
+  it('when one client floods logins with random names, then the excess is refused fast (429/503) and another client logs in', async () => {
+    // The shipped login bounds: 20 attempts per minute per client, 2 hashes per client at once.
+    const { api: server } = await app({
+      LOGIN_RATE_LIMIT_MAX: '20',
+      BCRYPT_QUEUE_MAX: '4',
+      BCRYPT_PER_CLIENT_MAX: '2',
+    });
+    const user = await registerAndLogin(from(server, freshIp()));
+    const flooder = from(server, freshIp());
+    const flood = Array.from({ length: 96 }, () =>
+      flooder.post('/v1/auth/login').send({ user_name: `nobody-${randomUUID()}`, password: 'guess' }),
+    );
+    const other = from(server, freshIp());
+    const [answers, login, ping] = await Promise.all([
+      Promise.all(flood),
+      other.post('/v1/auth/login').send({ user_name: user.userName, password: user.password }),
+      other.get('/ping'),
+    ]);
+    assert.equal(login.status, 200);
+    assert.equal(ping.status, 200);
+    const count = (status: number) => answers.filter((res) => res.status === status).length;
+    assert.deepEqual(
+      answers.filter((res) => ![401, 429, 503].includes(res.status)).map((res) => res.status),
+      [],
+    );
+    // At most the client's budget reached the password check; the rest never cost a hash.
+    assert.ok(count(401) + count(503) <= 20, `401: ${count(401)}, 503: ${count(503)}`);
+    assert.ok(count(429) >= 76, `429: ${count(429)}`);
+    for (const res of answers.filter((answer) => answer.status === 503)) {
+      assert.deepEqual(res.body, { message: 'service-unavailable' });
+      assert.ok(Number(res.headers['retry-after']) >= 1);
+    }
   });
 
   it('when a login succeeds, then the failures before it no longer count', async () => {
@@ -181,6 +269,59 @@ describe('throttling', () => {
     await from(api, b).get('/ping').expect(200);
   });
 
+  it('when TRUST_PROXY=true, then the client address is taken TRUST_PROXY_HOPS entries from the right of X-Forwarded-For', async () => {
+    const { api } = await app({ RATE_LIMIT_MAX: '3' });
+    const real = freshIp();
+    // What a client writes itself comes first; the proxy appends the address it saw.
+    const spoofing = () => api.get('/ping').set('X-Forwarded-For', `${freshIp()}, ${freshIp()}, ${real}`);
+    for (let left = 2; left >= 0; left--)
+      assert.equal(rateHeaders(await spoofing().expect(200)).remaining, left);
+    assertTooManyRequests(await spoofing(), 60);
+
+    // Two proxies in front: the second entry from the right is the client.
+    const { api: twoHops } = await app({ RATE_LIMIT_MAX: '2', TRUST_PROXY_HOPS: '2' });
+    const client = freshIp();
+    const via = () => twoHops.get('/ping').set('X-Forwarded-For', `${freshIp()}, ${client}, 10.0.0.1`);
+    await via().expect(200);
+    await via().expect(200);
+    assertTooManyRequests(await via(), 60);
+  });
+
+  it('when more addresses than the general counter holds show up, then a client’s login failures stay counted', async function () {
+    // Memory counters only: Redis keys are not evicted to make room for others.
+    this.timeout(60_000);
+    const { api: server, service } = await app({
+      REDIS_URL: '',
+      AMQP_URL: '',
+      LOGIN_FAIL_LIMIT_MAX: '2',
+      RATE_LIMIT_MAX: '1000000',
+    });
+    const ip = freshIp();
+    const api = from(server, ip);
+    const user = await registerAndLogin(api);
+    const login = (password: string) =>
+      api.post('/v1/auth/login').send({ user_name: user.userName, password });
+    await login('wrong password').expect(401);
+    await login('wrong password').expect(401);
+    assertTooManyRequests(await login(user.password), 900);
+
+    // 105k addresses through the general budget (the throttling module's own middleware, as the
+    // app runs it; over HTTP this would take minutes).
+    const general = service.modules.find((module) => module.name === 'throttling')!.middleware![0]!;
+    for (let i = 0; i < 105_000; i++) {
+      const headers: Record<string, string> = {};
+      const ctx = {
+        ip: `198.51.${i >> 8}.${i & 255}`,
+        state: {},
+        get: () => '',
+        set: (values: Record<string, string>) => Object.assign(headers, values),
+        response: { get: (name: string) => headers[name] ?? '' },
+      };
+      await general(ctx as never, () => Promise.resolve());
+    }
+    assertTooManyRequests(await login(user.password), 900);
+  });
+
   it('when TRUST_PROXY is off, then X-Forwarded-For is ignored: the socket address is the client', async () => {
     // A window of a day: nothing leaves the (possibly shared) budget of 127.0.0.1 between two requests.
     const { api } = await app({
@@ -200,9 +341,7 @@ describe('throttling', () => {
       SEND_RATE_LIMIT_MAX: '1',
       LOGIN_FAIL_LIMIT_MAX: '1',
     });
-    const user = await registerAndLogin(api);
-    const chatId = await createChat(api, user);
-    const memberId = await join(api, user, chatId);
+    const { user, chatId, memberId } = await memberOfNewChat(api);
     await send(api, user, chatId, memberId, 'one');
     await send(api, user, chatId, memberId, 'two');
     const login = (password: string) =>
@@ -238,7 +377,7 @@ describe('throttling', () => {
     });
 
     it('when the memory counter is used, then its entries follow koa-ratelimit’s fixed window', async () => {
-      const counter = new MemoryCounter();
+      const counter = new MemoryCounter(1000);
       const policy = { name: 'test', max: 2, windowMs: 1000 };
       const verdicts = [];
       for (let i = 0; i < 3; i++) verdicts.push(await counter.take(policy, 'ip:x'));
@@ -262,8 +401,8 @@ describe('throttling', () => {
     const redisUrl = profile.env.REDIS_URL;
 
     it('when two instances share Redis, then a budget spent on A is spent on B', async () => {
-      const a = await app({ RATE_LIMIT_MAX: '3', LOGIN_FAIL_LIMIT_MAX: '3' });
-      const b = await app({ RATE_LIMIT_MAX: '3', LOGIN_FAIL_LIMIT_MAX: '3' });
+      const a = await app({ RATE_LIMIT_MAX: '3', LOGIN_FAIL_LIMIT_MAX: '2' });
+      const b = await app({ RATE_LIMIT_MAX: '3', LOGIN_FAIL_LIMIT_MAX: '2' });
       const ip = freshIp();
       await from(a.api, ip).get('/ping').expect(200);
       await from(b.api, ip).get('/ping').expect(200);
@@ -271,15 +410,16 @@ describe('throttling', () => {
       assertTooManyRequests(await from(b.api, ip).get('/ping'), 60);
       assertTooManyRequests(await from(a.api, ip).get('/ping'), 60);
 
+      // The failed-login budget of one client for one name (LOGIN_FAIL_LIMIT_MAX=2), seen by both.
+      const client = freshIp();
       const user = await registerAndLogin(from(a.api, freshIp()));
       const login = (api: Api) =>
-        from(api, freshIp())
+        from(api, client)
           .post('/v1/auth/login')
           .send({ user_name: user.userName, password: 'wrong password' });
       await login(a.api).expect(401);
       await login(b.api).expect(401);
-      await login(a.api).expect(401);
-      assertTooManyRequests(await login(b.api), 900);
+      assertTooManyRequests(await login(a.api), 900);
     });
 
     describe('when Redis goes away', function () {

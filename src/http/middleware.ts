@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import type { Middleware } from 'koa';
+import { createHash, randomUUID } from 'node:crypto';
+import type { Context, Middleware } from 'koa';
 import type { Logger } from '../infra/logger.js';
 import {
   AppError,
@@ -11,6 +11,19 @@ import {
 } from '../errors.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/**
+ * What the request line logs instead of the path: chat ids are capabilities (knowing one is enough to
+ * join the chat), so paths under /v1 appear as their route template, e.g. /v1/chats/:chatId/messages,
+ * with a short digest of the real path to tell requests apart. Other paths hold no ids.
+ */
+function routeOf(ctx: Context): { route: string; pathHash?: string } {
+  const matched = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
+  const route =
+    typeof matched === 'string' ? matched : ctx.path.startsWith('/v1/') ? '/v1/(unmatched)' : ctx.path;
+  if (route === ctx.path) return { route };
+  return { route, pathHash: createHash('sha256').update(ctx.path).digest('base64url').slice(0, 8) };
+}
 
 /** Gives each request an id (kept from X-Request-Id when sane) and logs one line when it ends. */
 export function requestLog(logger: Logger): Middleware {
@@ -27,7 +40,7 @@ export function requestLog(logger: Logger): Middleware {
       const line = {
         requestId,
         method: ctx.method,
-        path: ctx.path,
+        ...routeOf(ctx),
         status: ctx.status,
         durationMs: Math.round(durationMs * 100) / 100,
       };

@@ -22,12 +22,22 @@ export interface CacheStore {
    * it is kept and written before this instance uses the store again.
    */
   writeSurely(key: string, value: unknown, ttlMs: number): Promise<void>;
+  /** How many entries whose key contains `fragment` are held, and their bytes (tests, benchmarks). */
+  held(fragment: string): Promise<{ keys: number; bytes: number }>;
   close(): Promise<void>;
 }
 
 /** Beyond this many invalidations kept during an outage, the whole cache is cleared on recovery. */
 const MAX_KEPT_WRITES = 10_000;
-const MEMORY_CAPACITY_CHARS = 64 * 1024 * 1024;
+/** What the in-memory store may hold, in bytes of string storage (V8 keeps at most 2 bytes a char). */
+export const MEMORY_CAPACITY_BYTES = 64 * 1024 * 1024;
+/** Per-entry bookkeeping (map slots, expiry record) counted against the capacity. */
+const ENTRY_OVERHEAD_BYTES = 96;
+
+/** An upper bound of the bytes an in-memory entry costs: a key and a serialized value. */
+export function entryBytes(key: string, value: unknown): number {
+  return ENTRY_OVERHEAD_BYTES + 2 * (key.length + (typeof value === 'string' ? value.length : 8));
+}
 const SWEEP_EVERY_MS = 10_000;
 
 /**
@@ -38,6 +48,16 @@ const SWEEP_EVERY_MS = 10_000;
 export class ExpiringMap<V> extends Map<string, V> {
   private readonly meta = new Map<string, { expiresAt: number | undefined; weight: number }>();
   private weight = 0;
+
+  /** The total weight held (bytes, when `weigh` counts bytes). */
+  get held(): number {
+    return this.weight;
+  }
+
+  /** The weight of one entry, if held. */
+  weightOf(key: string): number | undefined {
+    return this.meta.get(key)?.weight;
+  }
   private nextSweep = 0;
 
   constructor(
@@ -113,6 +133,7 @@ class GuardedCache implements CacheStore {
     private readonly cache: CacheManager,
     readonly monitor: DependencyMonitor,
     private readonly disconnect: () => Promise<void>,
+    private readonly measure: (fragment: string) => Promise<{ keys: number; bytes: number }>,
   ) {
     this.breaker = new Breaker(monitor);
     cache.on('mget', ({ keys, error }) => {
@@ -155,6 +176,10 @@ class GuardedCache implements CacheStore {
     await this.disconnect();
   }
 
+  held(fragment: string): Promise<{ keys: number; bytes: number }> {
+    return this.measure(fragment);
+  }
+
   /** Fails fast while the breaker is open; lets one probe through once it may retry. */
   private async admit(): Promise<void> {
     if (!this.breaker.admits) throw new DependencyUnavailableError(this.monitor.name);
@@ -184,13 +209,29 @@ class GuardedCache implements CacheStore {
 
 function memoryCache(logger: Logger): CacheStore {
   const map = new ExpiringMap<unknown>({
-    capacity: MEMORY_CAPACITY_CHARS,
+    capacity: MEMORY_CAPACITY_BYTES,
     sweepEveryMs: SWEEP_EVERY_MS,
     // Keyv hands a Map store serialized strings.
-    weigh: (key, value) => key.length + (typeof value === 'string' ? value.length : 1),
+    weigh: entryBytes,
   });
   const cache = createCache({ stores: [new Keyv({ store: map })] });
-  return new GuardedCache('memory', cache, new DependencyMonitor('cache', logger), () => Promise.resolve());
+  const measure = (fragment: string) => {
+    let keys = 0;
+    let bytes = 0;
+    for (const key of map.keys()) {
+      if (!key.includes(fragment)) continue;
+      keys += 1;
+      bytes += map.weightOf(key) ?? 0;
+    }
+    return Promise.resolve({ keys, bytes });
+  };
+  return new GuardedCache(
+    'memory',
+    cache,
+    new DependencyMonitor('cache', logger),
+    () => Promise.resolve(),
+    measure,
+  );
 }
 
 function redisCache(url: string, logger: Logger): CacheStore {
@@ -219,11 +260,24 @@ function redisCache(url: string, logger: Logger): CacheStore {
   // Keyv relays the client's errors today; a listener of our own keeps an unheard 'error' (which
   // would end the process) from depending on that.
   client.on('error', failed);
-  const store = new GuardedCache('redis', createCache({ stores: [keyv] }), monitor, async () => {
+  const disconnect = async () => {
     closing = true;
     if (client.isReady) await client.close().catch(() => client.destroy());
     else if (client.isOpen) client.destroy();
-  });
+  };
+  const measure = async (fragment: string) => {
+    let keys = 0;
+    let bytes = 0;
+    const pattern = `*${fragment.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 1000 })) {
+      for (const key of batch) {
+        keys += 1;
+        bytes += (await client.memoryUsage(key)) ?? 0;
+      }
+    }
+    return { keys, bytes };
+  };
+  const store = new GuardedCache('redis', createCache({ stores: [keyv] }), monitor, disconnect, measure);
   client.on('ready', () => {
     monitor.up();
     store.replayKept();

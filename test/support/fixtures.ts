@@ -65,3 +65,14 @@ export const badParameters =
     assert.equal(res.body.message, 'bad-parameters');
     assert.match(String(res.body.detail), detail);
   };
+
+/** A new user who created a chat and joined it: the most common starting point of a test. */
+export async function memberOfNewChat(
+  api: Api,
+  displayName?: string,
+): Promise<{ user: User; chatId: string; memberId: string }> {
+  const user = await registerAndLogin(api);
+  const chatId = await createChat(api, user);
+  const memberId = await join(api, user, chatId, displayName);
+  return { user, chatId, memberId };
+}

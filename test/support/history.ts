@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Api } from './app.js';
-import { createChat, join, registerAndLogin, send, unique, type User } from './fixtures.js';
+import { memberOfNewChat, send, unique, type User } from './fixtures.js';
 
 /** A user and their membership in a chat. */
 export interface Member {
@@ -27,11 +27,8 @@ export interface HistoryPage {
 export function historyReader(app: () => { api: Api }) {
   /** A new user in a new chat of their own: every test gets its own history. */
   async function newMember(): Promise<Member> {
-    const user = await registerAndLogin(app().api);
-    const chatId = await createChat(app().api, user);
     const displayName = unique('Name');
-    const memberId = await join(app().api, user, chatId, displayName);
-    return { user, chatId, memberId, displayName };
+    return { ...(await memberOfNewChat(app().api, displayName)), displayName };
   }
 
   async function sendAll(m: Member, texts: string[]): Promise<string[]> {

@@ -16,7 +16,7 @@ export const profile = {
 
 /**
  * Settings every test app and process starts with, before the profile's and the test's own: cheap
- * bcrypt, and rate budgets far above what a suite sends (every app of a run, and of a run just
+ * bcrypt without a tight bound, and rate budgets far above what a suite sends (every app of a run, and of a run just
  * before on the same Redis, counts against the same client address; the throttling suite sets its
  * own).
  */
@@ -26,4 +26,9 @@ export const testDefaults = {
   RATE_LIMIT_MAX: '1000000',
   SEND_RATE_LIMIT_MAX: '1000000',
   LOGIN_FAIL_LIMIT_MAX: '1000000',
+  LOGIN_RATE_LIMIT_MAX: '1000000',
+  LOGIN_FAIL_NAME_MAX: '1000000',
+  // Suites register and log in many users at once from one address: the hashing bound is tested apart.
+  BCRYPT_QUEUE_MAX: '100000',
+  BCRYPT_PER_CLIENT_MAX: '100000',
 };

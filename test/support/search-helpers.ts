@@ -1,14 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import amqplib from 'amqplib';
 import { Redis } from 'ioredis';
 import type { TestApp } from './app.js';
 import type { User } from './fixtures.js';
-
-const run = promisify(execFile);
 
 /** A queue name of its own, so consumers of other suites (or runs) never take these jobs. */
 export const freshQueueName = () => `test.search.${randomUUID().slice(0, 8)}`;
@@ -143,16 +139,4 @@ export class Broker {
       await model.close().catch(() => undefined);
     }
   }
-}
-
-/** `rabbitmqctl <args>` on the local node. */
-export async function rabbitmqctl(...args: string[]): Promise<string> {
-  const { stdout } = await run('rabbitmqctl', args, { timeout: 60_000 });
-  return stdout;
-}
-
-/** Starts the RabbitMQ application if it is stopped, and waits until it serves (idempotent). */
-export async function ensureBrokerRunning(): Promise<void> {
-  await rabbitmqctl('start_app');
-  await rabbitmqctl('await_startup', '--timeout', '60');
 }

@@ -5,7 +5,7 @@ import { AuthRepository } from './repository.js';
 import { authenticateMiddleware, authRoutes, identifyCaller, type LoginGuard } from './routes.js';
 import { AuthService, type SessionCache } from './service.js';
 
-export type { LoginGuard } from './routes.js';
+export type { LoginAttempt, LoginGuard } from './routes.js';
 export type { Session, SessionCache } from './service.js';
 
 /** What the other modules get from auth: who the caller is. */
@@ -36,6 +36,7 @@ export function createAuth({ config, db, logger }: ModuleContext, sessionCache?:
     bcryptCost: config.bcryptCost,
     sessionTtlSeconds: config.sessionTtlSeconds,
     sessionCache,
+    hashing: config.hashing,
   });
   const authenticateSession = authenticateMiddleware(service);
   if (config.authDisabled) {

@@ -14,11 +14,20 @@ function tokenOf(header: string): string {
   return match[1];
 }
 
-/** Hooks a login attempt passes through (the throttling module counts failures per user name). */
+/** One login attempt: the name tried and the client address it came from. */
+export interface LoginAttempt {
+  userName: string;
+  ip: string;
+}
+
+/**
+ * Hooks a login attempt passes through (the throttling module: attempts per client address, failures
+ * per user name and address).
+ */
 export interface LoginGuard {
-  /** Before the password is checked; throws to refuse the attempt. */
-  before(userName: string): Promise<void>;
-  succeeded(userName: string): Promise<void>;
+  /** Before the password is checked; throws to refuse the attempt, or takes its time to delay it. */
+  before(attempt: LoginAttempt): Promise<void>;
+  succeeded(attempt: LoginAttempt): Promise<void>;
 }
 
 /** The user of the request's session, looked up once per request however many modules ask. */
@@ -65,7 +74,7 @@ export function authRoutes(
 
   router.post('/v1/auth/register', body, async (ctx) => {
     const input = options.rules.body('register', ctx.request.body) as Credentials;
-    const { userId } = await service.register(input.user_name, input.password);
+    const { userId } = await service.register(input.user_name, input.password, ctx.ip);
     ctx.status = 201;
     ctx.body = { user_id: userId, user_name: input.user_name };
   });
@@ -73,9 +82,10 @@ export function authRoutes(
   router.post('/v1/auth/login', body, async (ctx) => {
     const input = options.rules.body('login', ctx.request.body) as Credentials;
     const guard = options.loginGuard;
-    await guard?.before(input.user_name);
-    const { token } = await service.login(input.user_name, input.password);
-    await guard?.succeeded(input.user_name);
+    const attempt = { userName: input.user_name, ip: ctx.ip };
+    await guard?.before(attempt);
+    const { token } = await service.login(input.user_name, input.password, ctx.ip);
+    await guard?.succeeded(attempt);
     ctx.body = { session_id: token };
   });
 

@@ -13,6 +13,8 @@ export interface CacheModule extends AppModule {
   sessions: SessionCache;
   memberships: MembershipCache;
   history: HistoryCache;
+  /** Entries held under keys containing `fragment`, and their bytes (tests, benchmarks). */
+  held(fragment: string): Promise<{ keys: number; bytes: number }>;
 }
 
 /**
@@ -33,6 +35,7 @@ export function cacheModule({ config, db, logger, metrics }: ModuleContext): Cac
     sessions: sessionCache(store, policy('sessions')),
     memberships: membershipCache(store, timing),
     history: historyCache(store, policy('history')),
+    held: (fragment) => store.held(fragment),
     dependencies: [store.monitor],
     close: () => store.close(),
   };

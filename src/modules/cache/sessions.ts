@@ -13,7 +13,7 @@ const revokedKey = (tokenHash: string) => `session:revoked:${tokenHash}`;
  * Sessions by token hash. A logout writes a revocation marker rather than deleting the entry: an
  * instance that read the session from the database just before the logout may still write it
  * back, and the marker (read together with the entry) wins over it: a revoked session is a fresh
- * "no session". Entries never outlive the session's expiry.
+ * "no session". Entries never outlive the session's expiry, and a marker lives until then.
  */
 export function sessionCache(store: CacheStore, policy: ReadPolicy): SessionCache {
   const { timing } = policy;
@@ -48,8 +48,12 @@ export function sessionCache(store: CacheStore, policy: ReadPolicy): SessionCach
       return value;
     },
 
-    async revoke(tokenHash) {
-      await store.writeSurely(revokedKey(tokenHash), true, timing.markerMs);
+    async revoke(tokenHash, expiresAt) {
+      // Not writeSurely: a revocation kept in this process's memory is lost if it stops, and
+      // meanwhile the other instances accept the token. It lives as long as the session could, so
+      // no entry written back later (or kept stale) can outlive it.
+      const ttlMs = Math.max(expiresAt - Date.now(), 0) + timing.markerMs - timing.keepMs;
+      await store.write(revokedKey(tokenHash), true, ttlMs);
     },
   };
 }

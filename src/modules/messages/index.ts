@@ -5,7 +5,8 @@ import { MessagesRepository } from './repository.js';
 import { messagesRoutes } from './routes.js';
 import { MessagesService, type HistoryCache } from './service.js';
 
-export type { HistoryCache } from './service.js';
+export type { HistoryCache, HistorySource, LoadedPage } from './service.js';
+export { NEWEST_PAGE } from './service.js';
 
 /** Idempotency keys older than 24 h are removed this often (never on the send path). */
 const EXPIRE_KEYS_EVERY_MS = 10 * 60_000;

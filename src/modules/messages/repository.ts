@@ -60,6 +60,8 @@ export interface IdempotencyKey {
   requestHash: string;
 }
 
+const HAS_MESSAGE_AFTER_SQL = `SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND seq > ?) AS "newer"`;
+
 /**
  * The repository's statements with the bindings they take, built from named arguments: the
  * repository runs them, and the benchmark's straight-through-pg ceilings run the very same.
@@ -185,15 +187,6 @@ export class MessagesRepository {
     return rows;
   }
 
-  /** Whether the chat has a message at or after position `seq`. */
-  async hasFrom(chatId: string, seq: string): Promise<boolean> {
-    const { rows } = await this.knex.raw<{ rows: unknown[] }>(
-      'SELECT 1 FROM messages WHERE chat_id = ? AND seq >= ? LIMIT 1',
-      [chatId, seq],
-    );
-    return rows.length > 0;
-  }
-
   /** The position of a message of this chat, or undefined. */
   async positionOf(chatId: string, messageId: string): Promise<string | undefined> {
     const { rows } = await this.knex.raw<{ rows: { seq: string }[] }>(
@@ -201,5 +194,14 @@ export class MessagesRepository {
       [messageId, chatId],
     );
     return rows[0]?.seq;
+  }
+
+  /** Whether the chat has a message after position `afterSeq`: one probe of (chat_id, seq). */
+  async hasMessageAfter(chatId: string, afterSeq: string): Promise<boolean> {
+    const { rows } = await this.knex.raw<{ rows: { newer: boolean }[] }>(HAS_MESSAGE_AFTER_SQL, [
+      chatId,
+      afterSeq,
+    ]);
+    return rows[0]?.newer === true;
   }
 }

@@ -8,18 +8,39 @@ import { decodeCursor } from './cursor.js';
 import { presentHistoryPage, presentPositionedPage } from './present.js';
 import type { IdempotencyKey, MessagesRepository } from './repository.js';
 
+/** A page as read from the database, with what a cache needs to know about it. */
+export interface LoadedPage {
+  /** The page's JSON text, as clients get it. */
+  json: string;
+  /** When more messages follow: the position the next page starts after. */
+  nextAfter?: string;
+  /** When this is the chat's last page: the position after which a new message would change it. */
+  growsAfter?: string;
+}
+
+/** Where a cache gets a page it does not hold, and asks whether a held page is still complete. */
+export interface HistorySource {
+  load(): Promise<LoadedPage>;
+  /** Whether the chat has a message after `afterSeq` (asked of the database). */
+  hasNewer(afterSeq: string): Promise<boolean>;
+}
+
 /**
  * Where history pages are remembered between requests (the cache module may provide one). Pages
  * travel as the JSON text clients get: a cached page is sent as stored, never parsed and
  * serialized again.
  */
 export interface HistoryCache {
-  /** The page's JSON as remembered while it is current, else from `load` (the database). */
+  /**
+   * The page of `limit` after position `afterSeq` (undefined: the first page; NEWEST_PAGE: the
+   * newest page), as remembered while it holds every message acknowledged so far, else from
+   * `source`.
+   */
   read(
     chatId: string,
     limit: number,
-    from: string | undefined,
-    load: () => Promise<string>,
+    afterSeq: string | undefined,
+    source: HistorySource,
   ): Promise<{ json: string; cache: CacheStatus }>;
   /** Makes every remembered page of the chat stale, on every instance at once. */
   invalidate(chatId: string): Promise<void>;
@@ -28,11 +49,8 @@ export interface HistoryCache {
 /** Where a page read from any position starts: the newest, right before a cursor, or around a message. */
 export type HistoryPosition = { anchor: 'newest' } | { before: string } | { around: string };
 
-/**
- * The newest page's key in the history cache. `from` values reach the cache decoded and checked
- * (base64url of "h1:<digits>"), so this one never equals a cursor.
- */
-const NEWEST_PAGE = 'newest';
+/** The newest page's position for the history cache (positions are otherwise digits). */
+export const NEWEST_PAGE = 'newest';
 
 export class MessagesService {
   constructor(
@@ -101,7 +119,8 @@ export class MessagesService {
   /**
    * A page for a reader, as JSON text. The cursor is checked first (400 whoever asks); a page is
    * only ever served once membership is confirmed. With a cache, the membership check and the cache
-   * read run side by side; without one the database is asked for the page only after membership.
+   * read run side by side; on a miss the database is asked for the page only once membership is
+   * confirmed, so a stranger (or a made-up chat id) never makes the service read or keep a page.
    */
   async readHistory(
     caller: Caller,
@@ -109,24 +128,39 @@ export class MessagesService {
     limit: number,
     from: string | undefined,
   ): Promise<{ json: string; cache?: CacheStatus }> {
-    const afterSeq = from === undefined ? '0' : decodeCursor(from);
-    const load = async () =>
-      JSON.stringify(presentHistoryPage(await this.repository.page(chatId, afterSeq, limit + 1), limit));
+    // Canonical (no leading zeros): one position, one cache key.
+    const afterSeq = from === undefined ? undefined : BigInt(decodeCursor(from)).toString();
     if (!this.history || !isUuid(chatId)) {
       await this.chats.requireVisible(caller, chatId);
-      return { json: await load() };
+      return { json: (await this.loadPage(chatId, afterSeq, limit)).json };
     }
-    const [, page] = await Promise.all([
-      this.chats.requireVisible(caller, chatId),
-      this.history.read(chatId, limit, from, load),
-    ]);
+    const visible = this.chats.requireVisible(caller, chatId);
+    const source: HistorySource = {
+      load: async () => {
+        await visible;
+        return this.loadPage(chatId, afterSeq, limit);
+      },
+      hasNewer: (seq) => this.repository.hasMessageAfter(chatId, seq),
+    };
+    const [, page] = await Promise.all([visible, this.history.read(chatId, limit, afterSeq, source)]);
     return page;
+  }
+
+  private async loadPage(chatId: string, afterSeq: string | undefined, limit: number): Promise<LoadedPage> {
+    const start = afterSeq ?? '0';
+    const rows = await this.repository.page(chatId, start, limit + 1);
+    const page = presentHistoryPage(rows, limit);
+    const loaded: LoadedPage = { json: JSON.stringify(page) };
+    if (rows.length > limit) loaded.nextAfter = rows[limit - 1]!.seq;
+    else loaded.growsAfter = rows.at(-1)?.seq ?? start;
+    return loaded;
   }
 
   /**
    * A page from any position, oldest first, with `prev` / `next` exactly when older / newer messages
    * exist. Each is one or two keyset range scans on (chat_id, seq): the same cost at any depth. The
-   * newest page (the one every client opens) is cached like the others and goes stale with them.
+   * newest page (the one every client opens) is cached like the first page, and as the chat's last
+   * page it is served from the cache only while no message follows it.
    */
   async readHistoryAt(
     caller: Caller,
@@ -140,8 +174,8 @@ export class MessagesService {
       const rows = (await this.repository.older(chatId, beforeSeq, limit + 1)).reverse();
       const older = rows.length > limit;
       const shown = older ? rows.slice(1) : rows;
-      const newer = await this.repository.hasFrom(chatId, beforeSeq);
       const emptyFrom = beforeSeq === '0' ? '0' : String(BigInt(beforeSeq) - 1n);
+      const newer = await this.repository.hasMessageAfter(chatId, emptyFrom);
       return { json: JSON.stringify(presentPositionedPage(shown, older, newer, emptyFrom)) };
     }
     if ('around' in position) {
@@ -161,20 +195,30 @@ export class MessagesService {
       const shown = [...olderRows.slice(0, olderCount).reverse(), ...fromTarget.slice(0, newerCount + 1)];
       return { json: JSON.stringify(presentPositionedPage(shown, older, newer)) };
     }
-    const load = async () => {
-      const rows = (await this.repository.older(chatId, null, limit + 1)).reverse();
-      const older = rows.length > limit;
-      return JSON.stringify(presentPositionedPage(older ? rows.slice(1) : rows, older, false));
-    };
     if (!this.history || !isUuid(chatId)) {
       await this.chats.requireVisible(caller, chatId);
-      return { json: await load() };
+      return { json: (await this.loadNewest(chatId, limit)).json };
     }
-    const [, page] = await Promise.all([
-      this.chats.requireVisible(caller, chatId),
-      this.history.read(chatId, limit, NEWEST_PAGE, load),
-    ]);
+    const visible = this.chats.requireVisible(caller, chatId);
+    const source: HistorySource = {
+      load: async () => {
+        await visible;
+        return this.loadNewest(chatId, limit);
+      },
+      hasNewer: (seq) => this.repository.hasMessageAfter(chatId, seq),
+    };
+    const [, page] = await Promise.all([visible, this.history.read(chatId, limit, NEWEST_PAGE, source)]);
     return page;
+  }
+
+  private async loadNewest(chatId: string, limit: number): Promise<LoadedPage> {
+    const rows = (await this.repository.older(chatId, null, limit + 1)).reverse();
+    const older = rows.length > limit;
+    const shown = older ? rows.slice(1) : rows;
+    return {
+      json: JSON.stringify(presentPositionedPage(shown, older, false)),
+      growsAfter: shown.at(-1)?.seq ?? '0',
+    };
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Context, Middleware } from 'koa';
 import { tooManyRequests } from '../../errors.js';
-import type { LoginGuard } from '../auth/index.js';
+import type { LoginAttempt, LoginGuard } from '../auth/index.js';
 import type { Policy, RateCounter, Verdict } from './counter.js';
 
 const headersOf = (verdict: Verdict) => ({
@@ -46,21 +46,44 @@ export function budget(
   };
 }
 
+/** The budgets a login attempt draws on. */
+export interface LoginPolicies {
+  /** Attempts per client address, whatever the name: caps what one client costs in hashing. */
+  attempts: Policy;
+  /** Failures per user name and client address: over it, 429 for that client and that name. */
+  failures: Policy;
+  /** Failures per user name from every client: over it, attempts on the name are delayed. */
+  nameFailures: Policy;
+  delayMs: number;
+}
+
 /**
- * Failed logins per user name. Every attempt is counted before the password is checked (so parallel
- * guesses cannot slip through together) and a success clears the count: what stays counted are the
- * failures. Over budget even the right password gets 429.
+ * Login attempts. Failures are counted before the password is checked (so parallel guesses cannot
+ * slip through together) and a success clears its client's count: what stays counted are the
+ * failures. A client that guesses too often is refused for that name; the owner, from another client,
+ * is not locked out: past the per-name ceiling every attempt on the name only waits `delayMs`.
  */
-export function loginGuard(counter: RateCounter, policy: Policy): LoginGuard {
+export function loginGuard(counter: RateCounter, policies: LoginPolicies): LoginGuard {
   // Names are up to 255 characters of anything: keys get a digest.
-  const keyOf = (userName: string) => createHash('sha256').update(userName).digest('base64url');
+  const digest = (text: string) => createHash('sha256').update(text).digest('base64url');
+  const nameKey = (attempt: LoginAttempt) => digest(attempt.userName);
+  const clientKey = (attempt: LoginAttempt) => digest(`${attempt.ip}\n${attempt.userName}`);
   return {
-    async before(userName) {
-      const verdict = await counter.take(policy, keyOf(userName));
-      if (verdict && !verdict.allowed) throw overBudget(verdict);
+    async before(attempt) {
+      for (const [policy, key] of [
+        [policies.attempts, `ip:${attempt.ip}`],
+        [policies.failures, clientKey(attempt)],
+      ] as const) {
+        const verdict = await counter.take(policy, key);
+        if (verdict && !verdict.allowed) throw overBudget(verdict);
+      }
+      const byName = await counter.take(policies.nameFailures, nameKey(attempt));
+      if (byName && !byName.allowed && policies.delayMs > 0) {
+        await new Promise((resolve) => setTimeout(resolve, policies.delayMs));
+      }
     },
-    async succeeded(userName) {
-      await counter.clear(policy, keyOf(userName));
+    async succeeded(attempt) {
+      await counter.clear(policies.failures, clientKey(attempt));
     },
   };
 }

@@ -34,7 +34,6 @@ export interface RateCounter {
   close(): Promise<void>;
 }
 
-const MEMORY_CAPACITY = 100_000;
 const SWEEP_EVERY_MS = 10_000;
 
 function verdictOf(limit: { remaining: number; reset: number; total: number }): Verdict {
@@ -46,13 +45,20 @@ function verdictOf(limit: { remaining: number; reset: number; total: number }): 
   };
 }
 
-/** The memory driver keeps a fixed window per key in a Map that never evicts: ours sweeps. */
+/**
+ * The memory driver keeps a fixed window per key in a Map that never evicts: ours sweeps, and drops
+ * the oldest keys beyond `capacity`.
+ */
 export class MemoryCounter implements RateCounter {
-  readonly counts = new ExpiringMap<{ reset: number }>({
-    capacity: MEMORY_CAPACITY,
-    sweepEveryMs: SWEEP_EVERY_MS,
-    expiresAt: (entry) => entry.reset * 1000,
-  });
+  readonly counts: ExpiringMap<{ reset: number }>;
+
+  constructor(capacity: number) {
+    this.counts = new ExpiringMap({
+      capacity,
+      sweepEveryMs: SWEEP_EVERY_MS,
+      expiresAt: (entry) => entry.reset * 1000,
+    });
+  }
 
   async take(policy: Policy, key: string): Promise<Verdict> {
     const limiter = new MemoryLimiter({
@@ -120,6 +126,13 @@ class RedisCounter implements RateCounter {
 
 const namespaceOf = (policy: Policy) => `messenger:limit:${policy.name}`;
 
-export function createRateCounter(redisUrl: string | undefined, logger: Logger): RateCounter {
-  return redisUrl ? new RedisCounter(connectRedis(redisUrl, 'rate limits', logger)) : new MemoryCounter();
+/** In memory the counter keeps at most `memoryKeys` keys; in Redis keys expire with their window. */
+export function createRateCounter(
+  redisUrl: string | undefined,
+  logger: Logger,
+  memoryKeys: number,
+): RateCounter {
+  return redisUrl
+    ? new RedisCounter(connectRedis(redisUrl, 'rate limits', logger))
+    : new MemoryCounter(memoryKeys);
 }
