@@ -10,6 +10,7 @@ import { writeRun } from './lib/results.js';
 import { SEED_FLAGS, seedArgs } from './lib/seeding.js';
 import { loadSettings, readSettings } from './lib/settings.js';
 import { ceilingPhase } from './phases/ceiling.js';
+import { clientPhase } from './phases/client.js';
 import { historyPhase } from './phases/history.js';
 import { Peaks, type Context, type Phase, type Step } from './phases/phase.js';
 import { searchPhase } from './phases/search.js';
@@ -17,7 +18,11 @@ import { sendPhase } from './phases/send.js';
 import { seedPhase } from './phases/seed.js';
 
 /** In report order; a new phase is a file in phases/ and a line here. */
-const PHASES: Phase[] = [ceilingPhase(), historyPhase(), sendPhase(), searchPhase()];
+const ALL_PHASES: Phase[] = [ceilingPhase(), historyPhase(), sendPhase(), searchPhase(), clientPhase()];
+/** BENCH_PHASES=client,send runs only those (their reports must not need another phase's scenarios). */
+const PHASES = process.env.BENCH_PHASES
+  ? ALL_PHASES.filter((phase) => process.env.BENCH_PHASES!.split(',').includes(phase.name))
+  : ALL_PHASES;
 
 const HELP = `npm run bench -- [seed flags]
 
@@ -38,6 +43,7 @@ Settings (environment):
   BENCH_AMQP_URL     (amqp://guest:guest@127.0.0.1:5672)
   BENCH_LOG_LEVEL    the API's LOG_LEVEL (warn)
   BENCH_README       0 leaves README.md's table alone (1)
+  BENCH_PHASES       comma list of the phases to run (all)
 `;
 
 const ORDER: ('nothing' | DeploymentKind)[] = ['nothing', 'full', 'uncached'];

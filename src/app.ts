@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import Router from '@koa/router';
-import Koa from 'koa';
+import Koa, { type Middleware } from 'koa';
 import { ALL_MODULES, type Config, type ModuleName } from './config.js';
-import { serviceUnavailable } from './errors.js';
+import { authFailed, serviceUnavailable } from './errors.js';
 import { errorHandler, requestLog } from './http/middleware.js';
 import { createRequestRules } from './http/validate.js';
 import { createHttpServer, listen } from './http/server.js';
@@ -24,6 +24,9 @@ import { throttlingModule } from './modules/throttling/index.js';
 import type { AppModule, ModuleContext } from './modules/types.js';
 
 const RETRY_MAX_MS = 10_000;
+
+/** Without the auth module there are no sessions: what needs a person is refused. */
+const requireSession: Middleware = () => Promise.reject(authFailed());
 
 export interface Service {
   app: Koa;
@@ -86,7 +89,8 @@ async function buildModules(
     memberships: caches?.memberships,
     joined: history && ((chatId) => history.invalidate(chatId)),
   });
-  if (on('chats')) add(chatsModule(context, { chats, authenticate }));
+  const authenticateUser = auth?.authenticateSession ?? requireSession;
+  if (on('chats')) add(chatsModule(context, { chats, authenticate, authenticateUser }));
   if (on('messages')) {
     add(
       messagesModule(context, {

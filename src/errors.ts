@@ -24,11 +24,13 @@ export const invalidCredentials = () => new AppError(401, 'invalid-credentials')
 export const chatNotFound = () => new AppError(404, 'chat-not-found');
 export const userNotFound = () => new AppError(404, 'user-not-found');
 export const taskNotFound = () => new AppError(404, 'task-not-found');
+export const messageNotFound = () => new AppError(404, 'message-not-found');
 export const notFound = () => new AppError(404, 'not-found');
 export const methodNotAllowed = (allow: string) => new AppError(405, 'method-not-allowed', { Allow: allow });
 export const userAlreadyExists = () => new AppError(409, 'user-already-exists');
 export const taskNotComplete = () => new AppError(409, 'task-not-complete');
 export const taskFailed = () => new AppError(409, 'task-failed');
+export const idempotencyKeyReused = () => new AppError(422, 'idempotency-key-reused');
 export const payloadTooLarge = () => new AppError(413, 'payload-too-large');
 export const unsupportedMediaType = () => new AppError(415, 'unsupported-media-type');
 export const tooManyRequests = (retryAfterSeconds: number) =>

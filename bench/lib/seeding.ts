@@ -414,6 +414,24 @@ async function loadMessages(
   return (Date.now() - started) / 1000;
 }
 
+/**
+ * The load runs without triggers (replica role), so the counters the messages trigger keeps (chat
+ * activity and message counts, members' sent counts: the chat list and unread counts) are set here.
+ */
+async function recountMessages(db: pg.Pool): Promise<void> {
+  await db.query(
+    `UPDATE chats c SET message_count = s.n, last_seq = s.last_seq, last_activity_at = GREATEST(c.created_at, s.last_at)
+     FROM (SELECT chat_id, count(*) AS n, max(seq) AS last_seq, max(created_at) AS last_at
+           FROM messages GROUP BY chat_id) s
+     WHERE s.chat_id = c.id`,
+  );
+  await db.query(
+    `UPDATE members mb SET sent_count = s.n
+     FROM (SELECT member_id, count(*) AS n FROM messages GROUP BY member_id) s
+     WHERE s.member_id = mb.id`,
+  );
+}
+
 const MESSAGE_COLUMNS: [name: string, type: string][] = [
   ['seq', 'bigint'],
   ['chat_id', 'uuid'],
@@ -478,6 +496,7 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
   await rebuildIndexes(db, indexes);
   // New messages continue after the seeded ones.
   await db.query(`SELECT setval(pg_get_serial_sequence('messages', 'seq'), $1)`, [options.messages]);
+  await recountMessages(db);
   process.stderr.write('vacuum analyze…\n');
   await db.query('VACUUM (ANALYZE) users, chats, members, messages');
   const wordHits = await countWordHits(db);

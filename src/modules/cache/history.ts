@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CacheStore } from '../../infra/cache.js';
-import type { HistoryCache, LoadedPage } from '../messages/index.js';
+import { NEWEST_PAGE, type HistoryCache, type LoadedPage } from '../messages/index.js';
 import { readThrough, type ReadPolicy } from './read-through.js';
 
 interface PageEntry {
@@ -42,10 +42,10 @@ const startKey = (chatId: string, limit: number, afterSeq: string) =>
  *   freshness ends or the sender's kept write goes out.
  *
  * - Bounded. Only canonical shapes are kept: limits from CACHED_LIMITS, and for each the first
- *   page and the pages the server led to from a kept page of the same limit (a start marker is
- *   written with each page that has a `next`). A hand-made cursor (`h1:0`, any seq) is answered
- *   from the database and never stored, so a chat's pages held per limit are at most one copy of
- *   its history, whatever clients send.
+ *   page, the newest page and the pages the server led to from a kept page of the same limit (a
+ *   start marker is written with each page that has a `next`). A hand-made cursor (`h1:0`, any
+ *   seq) is answered from the database and never stored, so a chat's pages held per limit are at
+ *   most one copy of its history (and its newest page), whatever clients send.
  */
 export function historyCache(store: CacheStore, policy: ReadPolicy): HistoryCache {
   const { timing } = policy;
@@ -58,7 +58,8 @@ export function historyCache(store: CacheStore, policy: ReadPolicy): HistoryCach
       }
       const key = pageKey(chatId, limit, afterSeq);
       let generation = FIRST_GENERATION;
-      let canonical = afterSeq === undefined;
+      // The first and the newest page are the ones every client opens.
+      let canonical = afterSeq === undefined || afterSeq === NEWEST_PAGE;
       const { value, cache } = await readThrough<LoadedPage>(
         {
           async lookup() {

@@ -1,23 +1,46 @@
+import { randomBytes } from 'node:crypto';
 import type { CacheStore } from '../../infra/cache.js';
 import type { MembershipCache } from '../chats/index.js';
 import type { Timing } from './timing.js';
 
+/** A membership's generation until it is first forgotten (or after its marker expired). */
+const FIRST_GENERATION = '0';
+
 /** `*`: an anonymous caller (AUTH_DISABLED), who may see every chat that exists. */
 const memberKey = (chatId: string, userId: string | null) => `member:${chatId}:${userId ?? '*'}`;
+const generationKey = (chatId: string, userId: string | null) =>
+  `member:generation:${chatId}:${userId ?? '*'}`;
 
-/** Who may see which chat. Only a yes is stored, and it never turns into a no (nobody leaves). */
+/**
+ * Who may see which chat. Only a yes is stored, under the generation of that (chat, user) read
+ * before the database was asked; leaving gives the pair a new generation (one write every instance
+ * sees at once), so a yes read before the leave never matches again, even when an instance writes
+ * it back after the leave. Markers outlive entries, as for history pages.
+ */
 export function membershipCache(store: CacheStore, timing: Timing): MembershipCache {
   return {
-    async isKnown(chatId, userId) {
+    async check(chatId, userId, load) {
+      const consultedAt = Date.now();
+      let generation: string | undefined;
       try {
-        const [known] = await store.read([memberKey(chatId, userId)]);
-        return known === true;
+        const [stored, entry] = await store.read([generationKey(chatId, userId), memberKey(chatId, userId)]);
+        generation = typeof stored === 'string' ? stored : FIRST_GENERATION;
+        if (entry === generation) return true;
       } catch {
-        return false;
+        // No cache now: the database answers, and nothing is written back.
       }
+      const member = await load();
+      if (member && generation !== undefined && timing.mayWriteBack(consultedAt)) {
+        await store.write(memberKey(chatId, userId), generation, timing.keepMs).catch(() => undefined);
+      }
+      return member;
     },
-    async remember(chatId, userId) {
-      await store.write(memberKey(chatId, userId), true, timing.keepMs).catch(() => undefined);
+    async forget(chatId, userId) {
+      await store.writeSurely(
+        generationKey(chatId, userId),
+        randomBytes(12).toString('base64url'),
+        timing.markerMs,
+      );
     },
   };
 }

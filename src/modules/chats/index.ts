@@ -10,17 +10,20 @@ export type { MembershipCache } from './service.js';
 
 /**
  * The membership rule, for the modules that show a chat's content (messages, search). With the
- * cache module, memberships are remembered; `joined` hears of every join (display names show in
- * cached history, which goes stale then).
+ * cache module, memberships are remembered (and forgotten on leave, on every instance); `joined`
+ * hears of every join (display names show in cached history, which goes stale then).
  */
 export function createChatsService(knex: Knex, options: ChatsOptions = {}): ChatsService {
   return new ChatsService(new ChatsRepository(knex), options);
 }
 
-/** Chats and their members. */
+/**
+ * Chats and their members, the caller's chat list and read marks. `authenticateUser` requires a
+ * session even with authentication off (a chat list and read marks belong to a person).
+ */
 export function chatsModule(
   { config, rules }: ModuleContext,
-  deps: { chats: ChatsService; authenticate: Middleware },
+  deps: { chats: ChatsService; authenticate: Middleware; authenticateUser: Middleware },
 ): AppModule {
   return {
     name: 'chats',
@@ -29,6 +32,7 @@ export function chatsModule(
         maxBodyBytes: config.maxBodyBytes,
         rules,
         authenticate: deps.authenticate,
+        authenticateUser: deps.authenticateUser,
       }),
   };
 }

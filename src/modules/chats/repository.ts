@@ -1,5 +1,84 @@
 import type { Knex } from '../../infra/db.js';
 
+/** The message a chat list shows last, in the code's names. */
+export interface LastMessage {
+  messageId: string;
+  memberId: string;
+  memberName: string;
+  text: string;
+  createdAt: Date;
+}
+
+/** One of the caller's chats as their chat list shows it. */
+export interface MyChat {
+  chatId: string;
+  chatName: string;
+  memberId: string;
+  memberName: string;
+  unread: number;
+  lastMessage: LastMessage | null;
+  lastActivityAt: Date;
+  /** last_activity_at to the microsecond, for the cursor (a Date keeps milliseconds only). */
+  activityKey: string;
+}
+
+/** A position in a chat list: the last chat shown. */
+export interface ChatListPosition {
+  activityKey: string;
+  chatId: string;
+}
+
+export interface ChatMember {
+  memberId: string;
+  memberName: string;
+  readUpTo: string | null;
+}
+
+/**
+ * A membership's unread count from the counters the messages trigger keeps (migration 004): what
+ * was unread at its read mark plus what others sent since. O(1) per chat.
+ */
+const UNREAD = `(mb.read_unread + (c.message_count - mb.read_message_count) - (mb.sent_count - mb.read_sent_count))`;
+
+// A page of the chat list sorts the user's current memberships by their chats' activity: the cost
+// grows with the number of chats the user is in (an index-only scan of (user_id, chat_id) and a
+// lookup of each chat), never with the number of messages. Member rows, unread counts and last
+// messages are read for the page's chats only.
+const MY_CHATS_SQL = `WITH page AS (
+         SELECT c.id AS chat_id, c.name AS chat_name, c.message_count, c.last_seq, c.last_activity_at
+         FROM members mb JOIN chats c ON c.id = mb.chat_id
+         WHERE mb.user_id = :userId AND mb.left_at IS NULL
+           AND (CAST(:afterAt AS timestamptz) IS NULL
+                OR (c.last_activity_at, c.id) < (CAST(:afterAt AS timestamptz), CAST(:afterChat AS uuid)))
+         ORDER BY c.last_activity_at DESC, c.id DESC
+         LIMIT :limit)
+       SELECT c.chat_id AS "chatId", c.chat_name AS "chatName", mb.id AS "memberId",
+              mb.name AS "memberName", ${UNREAD}::int AS unread,
+              c.last_activity_at AS "lastActivityAt",
+              to_char(c.last_activity_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "activityKey",
+              m.id AS "lastMessageId", m.member_id AS "lastMemberId", sender.name AS "lastMemberName",
+              m.text AS "lastText", m.created_at AS "lastCreatedAt"
+       FROM page c
+       JOIN members mb ON mb.chat_id = c.chat_id AND mb.user_id = :userId
+       LEFT JOIN messages m ON m.chat_id = c.chat_id AND m.seq = c.last_seq
+       LEFT JOIN members sender ON sender.id = m.member_id
+       ORDER BY c.last_activity_at DESC, c.chat_id DESC`;
+
+interface MyChatRow {
+  chatId: string;
+  chatName: string;
+  memberId: string;
+  memberName: string;
+  unread: number;
+  lastActivityAt: Date;
+  activityKey: string;
+  lastMessageId: string | null;
+  lastMemberId: string;
+  lastMemberName: string;
+  lastText: string;
+  lastCreatedAt: Date;
+}
+
 export class ChatsRepository {
   constructor(private readonly knex: Knex) {}
 
@@ -13,15 +92,22 @@ export class ChatsRepository {
   }
 
   async isMember(chatId: string, userId: string): Promise<boolean> {
-    const row = await this.knex('members').where({ chat_id: chatId, user_id: userId }).first('id');
+    const row = await this.knex('members')
+      .where({ chat_id: chatId, user_id: userId })
+      .whereNull('left_at')
+      .first('id');
     return row !== undefined;
   }
 
-  /** The caller's member id in the chat: created on first join, display name updated on the next. */
+  /**
+   * The caller's member id in the chat: created on first join; on the next the display name is
+   * updated and a membership that was left is taken up again (same id).
+   */
   async upsertMember(chatId: string, userId: string, name: string): Promise<string> {
     const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
       `INSERT INTO members (chat_id, user_id, name) VALUES (?, ?, ?)
-       ON CONFLICT (chat_id, user_id) WHERE user_id IS NOT NULL DO UPDATE SET name = EXCLUDED.name
+       ON CONFLICT (chat_id, user_id) WHERE user_id IS NOT NULL
+       DO UPDATE SET name = EXCLUDED.name, left_at = NULL
        RETURNING id`,
       [chatId, userId, name],
     );
@@ -31,5 +117,102 @@ export class ChatsRepository {
   async insertAnonymousMember(chatId: string, name: string): Promise<string> {
     const [row] = await this.knex('members').insert({ chat_id: chatId, name }).returning('id');
     return (row as { id: string }).id;
+  }
+
+  /**
+   * Ends the membership if it is current and owned by `userId` (anonymous members by anonymous
+   * callers); false when there is no such membership.
+   */
+  async leave(chatId: string, memberId: string, userId: string | null): Promise<boolean> {
+    const { rows } = await this.knex.raw<{ rows: unknown[] }>(
+      `UPDATE members SET left_at = now()
+       WHERE id = :memberId AND chat_id = :chatId AND left_at IS NULL
+         AND (user_id = CAST(:userId AS uuid) OR (CAST(:userId AS uuid) IS NULL AND user_id IS NULL))
+       RETURNING id`,
+      { chatId, memberId, userId },
+    );
+    return rows.length > 0;
+  }
+
+  /** The user's chats, most recent activity first, after `after` (the last chat of the previous page). */
+  async myChats(userId: string, after: ChatListPosition | undefined, limit: number): Promise<MyChat[]> {
+    const { rows } = await this.knex.raw<{ rows: MyChatRow[] }>(MY_CHATS_SQL, {
+      userId,
+      afterAt: after?.activityKey ?? null,
+      afterChat: after?.chatId ?? null,
+      limit,
+    });
+    return rows.map((row) => ({
+      chatId: row.chatId,
+      chatName: row.chatName,
+      memberId: row.memberId,
+      memberName: row.memberName,
+      unread: row.unread,
+      lastActivityAt: row.lastActivityAt,
+      activityKey: row.activityKey,
+      lastMessage:
+        row.lastMessageId === null
+          ? null
+          : {
+              messageId: row.lastMessageId,
+              memberId: row.lastMemberId,
+              memberName: row.lastMemberName,
+              text: row.lastText,
+              createdAt: row.lastCreatedAt,
+            },
+    }));
+  }
+
+  /** Current members of the chat by member id, after `afterMemberId`. */
+  async members(chatId: string, afterMemberId: string | undefined, limit: number): Promise<ChatMember[]> {
+    const { rows } = await this.knex.raw<{ rows: ChatMember[] }>(
+      `SELECT mb.id AS "memberId", mb.name AS "memberName", m.id AS "readUpTo"
+       FROM members mb
+       LEFT JOIN messages m ON mb.read_seq > 0 AND m.chat_id = mb.chat_id AND m.seq = mb.read_seq
+       WHERE mb.chat_id = :chatId AND mb.left_at IS NULL
+         AND (CAST(:after AS uuid) IS NULL OR mb.id > CAST(:after AS uuid))
+       ORDER BY mb.id
+       LIMIT :limit`,
+      { chatId, after: afterMemberId ?? null, limit },
+    );
+    return rows;
+  }
+
+  /**
+   * Moves the user's read position in the chat forward to the message, never back; returns the
+   * unread count after it, undefined when the user is not a member, null when the message is not in
+   * the chat. The member row is locked first, so the count after the position and the counters are
+   * read in one later snapshot that no send of this member can slip into.
+   */
+  async markRead(chatId: string, userId: string, messageId: string): Promise<number | null | undefined> {
+    return this.knex.transaction(async (trx) => {
+      const member = await trx('members')
+        .where({ chat_id: chatId, user_id: userId })
+        .whereNull('left_at')
+        .forUpdate()
+        .first('id');
+      if (!member) return undefined;
+      const target = await trx.raw<{ rows: { seq: string }[] }>(
+        'SELECT seq FROM messages WHERE id = ? AND chat_id = ?',
+        [messageId, chatId],
+      );
+      const seq = target.rows[0]?.seq;
+      if (seq === undefined) return null;
+      await trx.raw(
+        `UPDATE members mb
+            SET read_seq = :seq,
+                read_unread = (SELECT count(*) FROM messages m
+                               WHERE m.chat_id = :chatId AND m.seq > :seq AND m.member_id <> mb.id),
+                read_message_count = (SELECT message_count FROM chats WHERE id = :chatId),
+                read_sent_count = mb.sent_count
+          WHERE mb.id = :memberId AND mb.read_seq < :seq`,
+        { chatId, memberId: member.id, seq },
+      );
+      const { rows } = await trx.raw<{ rows: { unread: number }[] }>(
+        `SELECT ${UNREAD}::int AS unread FROM members mb JOIN chats c ON c.id = mb.chat_id WHERE mb.id = ?`,
+        [member.id],
+      );
+      return rows[0]!.unread;
+    });
   }
 }

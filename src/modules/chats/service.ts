@@ -1,17 +1,20 @@
-import { chatNotFound } from '../../errors.js';
+import { authFailed, chatNotFound, messageNotFound, userNotFound } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { Caller } from '../types.js';
+import { decodeChatsCursor, decodeMembersCursor } from './cursor.js';
+import { presentMembers, presentMyChats } from './present.js';
 import type { ChatsRepository } from './repository.js';
 
 const FOREIGN_KEY_VIOLATION = '23503';
 
 /**
- * Remembers who may see which chat (the cache module may provide one). Only a yes is remembered, and
- * it stays true: nobody leaves a chat and chats are not deleted.
+ * Remembers who may see which chat (the cache module may provide one). Only a yes is remembered;
+ * `forget` makes a remembered yes of that user for that chat void on every instance at once.
  */
 export interface MembershipCache {
-  isKnown(chatId: string, userId: string | null): Promise<boolean>;
-  remember(chatId: string, userId: string | null): Promise<void>;
+  /** True when a current yes is remembered, else the answer of `load` (the database). */
+  check(chatId: string, userId: string | null, load: () => Promise<boolean>): Promise<boolean>;
+  forget(chatId: string, userId: string | null): Promise<void>;
 }
 
 export interface ChatsOptions {
@@ -32,7 +35,8 @@ export class ChatsService {
 
   /**
    * Knowing a chat's id is what lets a caller join it. Joining again keeps the member id and
-   * renames it; anonymous callers get a new member each time.
+   * renames it (also after leaving); anonymous callers get a new member each time. The membership
+   * is not put in the cache here: the first read does it, under the generation it reads first.
    */
   async join(caller: Caller, chatId: string, userName: string): Promise<string> {
     if (!isUuid(chatId)) throw chatNotFound();
@@ -47,23 +51,65 @@ export class ChatsService {
       throw error;
     }
     await this.options.joined?.(chatId);
-    await this.options.memberships?.remember(chatId, caller.userId);
     return memberId;
   }
 
   /**
-   * 404 `chat-not-found` unless the caller may see the chat: members may; anonymous callers
-   * (authentication off) may see every chat. A chat you are not in looks exactly like no chat.
+   * 404 `chat-not-found` unless the caller may see the chat: current members may; anonymous callers
+   * (authentication off) may see every chat. A chat you are not in (or left) looks exactly like no
+   * chat.
    */
   async requireVisible(caller: Caller, chatId: string): Promise<void> {
     if (!isUuid(chatId)) throw chatNotFound();
-    const memberships = this.options.memberships;
-    if (await memberships?.isKnown(chatId, caller.userId)) return;
-    const visible =
+    const load = () =>
       caller.userId === null
-        ? await this.repository.chatExists(chatId)
-        : await this.repository.isMember(chatId, caller.userId);
+        ? this.repository.chatExists(chatId)
+        : this.repository.isMember(chatId, caller.userId);
+    const memberships = this.options.memberships;
+    const visible = memberships ? await memberships.check(chatId, caller.userId, load) : await load();
     if (!visible) throw chatNotFound();
-    await memberships?.remember(chatId, caller.userId);
   }
+
+  /** The caller's chats, most recent activity first, as swagger.yml's MyChatsPage. */
+  async myChats(caller: Caller, limit: number, from: string | undefined) {
+    const userId = requireUser(caller);
+    const after = from === undefined ? undefined : decodeChatsCursor(from);
+    return presentMyChats(await this.repository.myChats(userId, after, limit + 1), limit);
+  }
+
+  /** The chat's current members, as swagger.yml's MembersPage. */
+  async members(caller: Caller, chatId: string, limit: number, from: string | undefined) {
+    const after = from === undefined ? undefined : decodeMembersCursor(from);
+    await this.requireVisible(caller, chatId);
+    return presentMembers(await this.repository.members(chatId, after, limit + 1), limit);
+  }
+
+  /**
+   * Ends the caller's own membership; the chat then answers them as a non-member everywhere at once
+   * (cached memberships included). Someone else's membership, or none → 404 `user-not-found`.
+   */
+  async leave(caller: Caller, chatId: string, memberId: string): Promise<void> {
+    await this.requireVisible(caller, chatId);
+    if (!isUuid(memberId) || !(await this.repository.leave(chatId, memberId, caller.userId))) {
+      throw userNotFound();
+    }
+    if (caller.userId !== null) await this.options.memberships?.forget(chatId, caller.userId);
+  }
+
+  /** Moves the caller's read position forward to the message; returns their unread count. */
+  async markRead(caller: Caller, chatId: string, messageId: string): Promise<number> {
+    const userId = requireUser(caller);
+    await this.requireVisible(caller, chatId);
+    if (!isUuid(messageId)) throw messageNotFound();
+    const unread = await this.repository.markRead(chatId, userId, messageId);
+    if (unread === undefined) throw chatNotFound();
+    if (unread === null) throw messageNotFound();
+    return unread;
+  }
+}
+
+/** What belongs to a person (their chat list, their read marks) needs a session, whatever AUTH_DISABLED says. */
+function requireUser(caller: Caller): string {
+  if (caller.userId === null) throw authFailed();
+  return caller.userId;
 }

@@ -6,16 +6,31 @@ import { messagesRoutes } from './routes.js';
 import { MessagesService, type HistoryCache } from './service.js';
 
 export type { HistoryCache, HistorySource, LoadedPage } from './service.js';
+export { NEWEST_PAGE } from './service.js';
+
+/** Idempotency keys older than 24 h are removed this often (never on the send path). */
+const EXPIRE_KEYS_EVERY_MS = 10 * 60_000;
+
+export interface MessagesModule extends AppModule {
+  /** Removes idempotency keys past their 24 h (also run on a timer); returns how many. */
+  expireIdempotencyKeys(): Promise<number>;
+}
 
 /**
  * Sending messages and reading a chat's history page by page. `history` remembers pages (cache
  * module); `sendLimit` meters sends (throttling module).
  */
 export function messagesModule(
-  { config, db, rules }: ModuleContext,
+  { config, db, rules, logger }: ModuleContext,
   deps: { chats: ChatsService; authenticate: Middleware; history?: HistoryCache; sendLimit?: Middleware },
-): AppModule {
-  const service = new MessagesService(new MessagesRepository(db.knex), deps.chats, deps.history);
+): MessagesModule {
+  const repository = new MessagesRepository(db.knex);
+  const service = new MessagesService(repository, deps.chats, deps.history);
+  const expire = () => repository.expireIdempotencyKeys();
+  const timer = setInterval(() => {
+    expire().catch((error: unknown) => logger.warn({ err: error }, 'expiring idempotency keys failed'));
+  }, EXPIRE_KEYS_EVERY_MS);
+  timer.unref();
   return {
     name: 'messages',
     routes: (router) =>
@@ -25,5 +40,10 @@ export function messagesModule(
         authenticate: deps.authenticate,
         sendLimit: deps.sendLimit,
       }),
+    expireIdempotencyKeys: expire,
+    close: () => {
+      clearInterval(timer);
+      return Promise.resolve();
+    },
   };
 }

@@ -33,3 +33,26 @@ export function presentHistoryPage(rows: HistoryRow[], limit: number): HistoryPa
   if (more) page.next = { iterator: encodeCursor(shown[shown.length - 1]!.seq) };
   return page;
 }
+
+/** A page read from any position (newest, before, around): `prev` / `next` say whether older / newer exist. */
+export interface PositionedPageJson {
+  messages: MessageJson[];
+  prev?: { iterator: string };
+  next?: { iterator: string };
+}
+
+/**
+ * `rows` oldest first. `prev` (pass as `before`) starts right before the first shown; `next` (pass
+ * as `from`) right after the last shown, or at `emptyFrom` when nothing is shown.
+ */
+export function presentPositionedPage(
+  rows: HistoryRow[],
+  older: boolean,
+  newer: boolean,
+  emptyFrom = '0',
+): PositionedPageJson {
+  const page: PositionedPageJson = { messages: rows.map(presentMessage) };
+  if (older && rows[0]) page.prev = { iterator: encodeCursor(rows[0].seq) };
+  if (newer) page.next = { iterator: encodeCursor(rows.at(-1)?.seq ?? emptyFrom) };
+  return page;
+}

@@ -1,11 +1,12 @@
-import { userNotFound } from '../../errors.js';
+import { createHash } from 'node:crypto';
+import { idempotencyKeyReused, messageNotFound, userNotFound } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { CacheStatus } from '../cache/read-through.js';
 import type { ChatsService } from '../chats/index.js';
 import type { Caller } from '../types.js';
 import { decodeCursor } from './cursor.js';
-import { presentHistoryPage } from './present.js';
-import type { MessagesRepository } from './repository.js';
+import { presentHistoryPage, presentPositionedPage } from './present.js';
+import type { IdempotencyKey, MessagesRepository } from './repository.js';
 
 /** A page as read from the database, with what a cache needs to know about it. */
 export interface LoadedPage {
@@ -31,8 +32,9 @@ export interface HistorySource {
  */
 export interface HistoryCache {
   /**
-   * The page of `limit` after position `afterSeq` (undefined: the first page), as remembered while
-   * it holds every message acknowledged so far, else from `source`.
+   * The page of `limit` after position `afterSeq` (undefined: the first page; NEWEST_PAGE: the
+   * newest page), as remembered while it holds every message acknowledged so far, else from
+   * `source`.
    */
   read(
     chatId: string,
@@ -44,6 +46,12 @@ export interface HistoryCache {
   invalidate(chatId: string): Promise<void>;
 }
 
+/** Where a page read from any position starts: the newest, right before a cursor, or around a message. */
+export type HistoryPosition = { anchor: 'newest' } | { before: string } | { around: string };
+
+/** The newest page's position for the history cache (positions are otherwise digits). */
+export const NEWEST_PAGE = 'newest';
+
 export class MessagesService {
   constructor(
     private readonly repository: MessagesRepository,
@@ -51,20 +59,61 @@ export class MessagesService {
     private readonly history?: HistoryCache,
   ) {}
 
-  /** Stored, and cached pages of the chat stale, before the caller hears of it. */
-  async send(caller: Caller, chatId: string, memberId: string, text: string): Promise<string> {
+  /**
+   * Stored, and cached pages of the chat stale, before the caller hears of it. With an
+   * `idempotencyKey`, a retry of the same request by the same caller within 24 h gets the first
+   * message's id and stores nothing (also when the first attempt's answer was lost or an error after
+   * its insert completed); the same key for another request → 422 `idempotency-key-reused`.
+   */
+  async send(
+    caller: Caller,
+    chatId: string,
+    memberId: string,
+    text: string,
+    idempotencyKey?: string,
+  ): Promise<string> {
+    const key =
+      idempotencyKey === undefined ? undefined : keyOf(caller, idempotencyKey, chatId, memberId, text);
     // The insert itself requires a member of this chat owned by the caller, which implies the caller
     // may see the chat: only a refused post pays for telling chat-not-found from user-not-found.
-    const messageId =
-      isUuid(chatId) && isUuid(memberId)
-        ? await this.repository.insertMessage(chatId, memberId, caller.userId, text)
-        : undefined;
+    let messageId: string | undefined;
+    if (isUuid(chatId) && isUuid(memberId)) {
+      messageId = key
+        ? await this.sendOnce(caller, chatId, memberId, text, key)
+        : await this.repository.insertMessage(chatId, memberId, caller.userId, text);
+    } else if (key) {
+      messageId = await this.replay(key);
+    }
     if (!messageId) {
       await this.chats.requireVisible(caller, chatId);
       throw userNotFound();
     }
     await this.history?.invalidate(chatId);
     return messageId;
+  }
+
+  private async sendOnce(
+    caller: Caller,
+    chatId: string,
+    memberId: string,
+    text: string,
+    key: IdempotencyKey,
+  ): Promise<string | undefined> {
+    // Twice at most: a key found expired is dropped, and the insert tried again.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const inserted = await this.repository.insertMessageOnce(chatId, memberId, caller.userId, text, key);
+      if (!inserted.taken) return inserted.messageId ?? (await this.replay(key));
+      const replayed = await this.replay(key);
+      if (replayed) return replayed;
+    }
+    return undefined;
+  }
+
+  /** The message a key recorded for this same request; 422 when it recorded another request. */
+  private async replay(key: IdempotencyKey): Promise<string | undefined> {
+    const recorded = await this.repository.recordedSend(key);
+    if (recorded && recorded.requestHash !== key.requestHash) throw idempotencyKeyReused();
+    return recorded?.messageId;
   }
 
   /**
@@ -106,4 +155,77 @@ export class MessagesService {
     else loaded.growsAfter = rows.at(-1)?.seq ?? start;
     return loaded;
   }
+
+  /**
+   * A page from any position, oldest first, with `prev` / `next` exactly when older / newer messages
+   * exist. Each is one or two keyset range scans on (chat_id, seq): the same cost at any depth. The
+   * newest page (the one every client opens) is cached like the first page, and as the chat's last
+   * page it is served from the cache only while no message follows it.
+   */
+  async readHistoryAt(
+    caller: Caller,
+    chatId: string,
+    limit: number,
+    position: HistoryPosition,
+  ): Promise<{ json: string; cache?: CacheStatus }> {
+    if ('before' in position) {
+      const beforeSeq = decodeCursor(position.before);
+      await this.chats.requireVisible(caller, chatId);
+      const rows = (await this.repository.older(chatId, beforeSeq, limit + 1)).reverse();
+      const older = rows.length > limit;
+      const shown = older ? rows.slice(1) : rows;
+      const emptyFrom = beforeSeq === '0' ? '0' : String(BigInt(beforeSeq) - 1n);
+      const newer = await this.repository.hasMessageAfter(chatId, emptyFrom);
+      return { json: JSON.stringify(presentPositionedPage(shown, older, newer, emptyFrom)) };
+    }
+    if ('around' in position) {
+      await this.chats.requireVisible(caller, chatId);
+      const target = isUuid(position.around)
+        ? await this.repository.positionOf(chatId, position.around)
+        : undefined;
+      if (target === undefined) throw messageNotFound();
+      const olderCount = Math.floor((limit - 1) / 2);
+      const newerCount = limit - 1 - olderCount;
+      const [olderRows, fromTarget] = await Promise.all([
+        this.repository.older(chatId, target, olderCount + 1),
+        this.repository.page(chatId, String(BigInt(target) - 1n), newerCount + 2),
+      ]);
+      const older = olderRows.length > olderCount;
+      const newer = fromTarget.length > newerCount + 1;
+      const shown = [...olderRows.slice(0, olderCount).reverse(), ...fromTarget.slice(0, newerCount + 1)];
+      return { json: JSON.stringify(presentPositionedPage(shown, older, newer)) };
+    }
+    if (!this.history || !isUuid(chatId)) {
+      await this.chats.requireVisible(caller, chatId);
+      return { json: (await this.loadNewest(chatId, limit)).json };
+    }
+    const visible = this.chats.requireVisible(caller, chatId);
+    const source: HistorySource = {
+      load: async () => {
+        await visible;
+        return this.loadNewest(chatId, limit);
+      },
+      hasNewer: (seq) => this.repository.hasMessageAfter(chatId, seq),
+    };
+    const [, page] = await Promise.all([visible, this.history.read(chatId, limit, NEWEST_PAGE, source)]);
+    return page;
+  }
+
+  private async loadNewest(chatId: string, limit: number): Promise<LoadedPage> {
+    const rows = (await this.repository.older(chatId, null, limit + 1)).reverse();
+    const older = rows.length > limit;
+    const shown = older ? rows.slice(1) : rows;
+    return {
+      json: JSON.stringify(presentPositionedPage(shown, older, false)),
+      growsAfter: shown.at(-1)?.seq ?? '0',
+    };
+  }
+}
+
+/** A key is the caller's own; the hash tells the same request (chat, member, text) from another. */
+function keyOf(caller: Caller, key: string, chatId: string, memberId: string, text: string): IdempotencyKey {
+  const requestHash = createHash('sha256')
+    .update(JSON.stringify([chatId, memberId, text]))
+    .digest('base64url');
+  return { owner: caller.userId ?? '', key, requestHash };
 }

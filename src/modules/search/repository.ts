@@ -39,7 +39,8 @@ const SEARCH_SQL = `SELECT m.id AS "messageId"
            -- common words instead of fetching every match to sort it.
            WHERE m.search_vector @@ websearch_to_tsquery('russian', :query)
              AND (CAST(:userId AS uuid) IS NULL
-                  OR m.chat_id IN (SELECT chat_id FROM members WHERE user_id = CAST(:userId AS uuid)))
+                  OR m.chat_id IN (SELECT chat_id FROM members
+                                  WHERE user_id = CAST(:userId AS uuid) AND left_at IS NULL))
              AND (CAST(:chatId AS uuid) IS NULL OR m.chat_id = CAST(:chatId AS uuid))
              AND (CAST(:memberId AS uuid) IS NULL OR m.member_id = CAST(:memberId AS uuid))
              AND (CAST(:after AS timestamptz) IS NULL OR m.created_at >= CAST(:after AS timestamptz))
