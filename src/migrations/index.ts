@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import * as core from './001_core.js';
 import * as search from './002_search.js';
 import * as searchOrder from './003_search_order.js';
+import * as events from './004_events.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -13,6 +14,7 @@ const migrations: Record<string, Migration> = {
   '001_core': core,
   '002_search': search,
   '003_search_order': searchOrder,
+  '004_events': events,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

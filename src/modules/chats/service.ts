@@ -1,7 +1,8 @@
 import { chatNotFound } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { Caller } from '../types.js';
-import type { ChatsRepository } from './repository.js';
+import type { EventPublisher } from '../events/model.js';
+import type { ChatsRepository, Joined } from './repository.js';
 
 const FOREIGN_KEY_VIOLATION = '23503';
 
@@ -18,6 +19,8 @@ export interface ChatsOptions {
   memberships?: MembershipCache;
   /** After a join: display names show in history, so cached pages of the chat go stale. */
   joined?: (chatId: string) => Promise<void>;
+  /** Hears of every committed member event (joined, renamed; left once leaving exists). */
+  events?: EventPublisher;
 }
 
 export class ChatsService {
@@ -36,9 +39,9 @@ export class ChatsService {
    */
   async join(caller: Caller, chatId: string, userName: string): Promise<string> {
     if (!isUuid(chatId)) throw chatNotFound();
-    let memberId: string;
+    let joined: Joined | undefined;
     try {
-      memberId =
+      joined =
         caller.userId === null
           ? await this.repository.insertAnonymousMember(chatId, userName)
           : await this.repository.upsertMember(chatId, caller.userId, userName);
@@ -46,6 +49,9 @@ export class ChatsService {
       if ((error as { code?: string }).code === FOREIGN_KEY_VIOLATION) throw chatNotFound();
       throw error;
     }
+    if (!joined) throw chatNotFound();
+    const { memberId, event } = joined;
+    this.options.events?.published(event);
     await this.options.joined?.(chatId);
     await this.options.memberships?.remember(chatId, caller.userId);
     return memberId;

@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import type { ChatsService } from '../chats/index.js';
+import type { EventPublisher } from '../events/model.js';
 import type { AppModule, ModuleContext } from '../types.js';
 import { MessagesRepository } from './repository.js';
 import { messagesRoutes } from './routes.js';
@@ -13,9 +14,15 @@ export type { HistoryCache } from './service.js';
  */
 export function messagesModule(
   { config, db, rules }: ModuleContext,
-  deps: { chats: ChatsService; authenticate: Middleware; history?: HistoryCache; sendLimit?: Middleware },
+  deps: {
+    chats: ChatsService;
+    authenticate: Middleware;
+    history?: HistoryCache;
+    sendLimit?: Middleware;
+    events?: EventPublisher;
+  },
 ): AppModule {
-  const service = new MessagesService(new MessagesRepository(db.knex), deps.chats, deps.history);
+  const service = new MessagesService(new MessagesRepository(db.knex), deps.chats, deps.history, deps.events);
   return {
     name: 'messages',
     routes: (router) =>

@@ -1,4 +1,5 @@
 import { DatabaseUnavailableError, statementDeadline, type Knex } from '../../infra/db.js';
+import type { StoredEvent } from '../events/model.js';
 
 /** A message as history shows it, in the code's names. */
 export interface HistoryRow {
@@ -11,16 +12,26 @@ export interface HistoryRow {
 }
 
 // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
-// never pass a message that commits later with a smaller seq. The member row is locked next (as its
-// foreign key check would) so that the deadline, checked once both locks are held, is the last wait:
-// an insert that reaches the server, or gets its locks, after the client gave up stores nothing.
-const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE),
-       member AS (SELECT mb.id, mb.chat_id FROM members mb JOIN chat ON chat.id = mb.chat_id
-                  WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid) FOR KEY SHARE OF mb)
-       INSERT INTO messages (chat_id, member_id, text)
-       SELECT member.chat_id, member.id, ? FROM member
-       WHERE clock_timestamp() < coalesce(?::timestamptz, 'infinity')
-       RETURNING id`;
+// never pass a message that commits later with a smaller seq. The lock is taken by numbering the
+// chat's next event (its `message` event, stored in the same statement, so it exists exactly when the
+// message does). The member row is locked next (as its foreign key check would) so that the deadline,
+// checked once both locks are held, is the last wait: an insert that reaches the server, or gets its
+// locks, after the client gave up stores nothing.
+const INSERT_MESSAGE_SQL = `WITH chat AS (UPDATE chats SET event_seq = event_seq + 1 WHERE id = ? RETURNING id, event_seq),
+       member AS (SELECT mb.id, mb.chat_id, mb.name FROM members mb JOIN chat ON chat.id = mb.chat_id
+                  WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid) FOR KEY SHARE OF mb),
+       message AS (INSERT INTO messages (chat_id, member_id, text)
+                   SELECT member.chat_id, member.id, ? FROM member
+                   WHERE clock_timestamp() < coalesce(?::timestamptz, 'infinity')
+                   RETURNING id, chat_id, member_id, text, created_at),
+       event AS (INSERT INTO events (chat_id, seq, kind, payload)
+                 SELECT message.chat_id, chat.event_seq, 'message', jsonb_build_object(
+                   'chat_id', message.chat_id, 'message_id', message.id, 'user_id', message.member_id,
+                   'user_name', member.name, 'text', message.text,
+                   'created_at', to_char(message.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                 FROM message, chat, member
+                 RETURNING seq, payload)
+       SELECT message.id, event.seq, event.payload FROM message, event`;
 
 /** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
 const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
@@ -64,17 +75,21 @@ export class MessagesRepository {
     memberId: string,
     userId: string | null,
     text: string,
-  ): Promise<string | undefined> {
+  ): Promise<{ messageId: string; event: StoredEvent } | undefined> {
     const deadline = statementDeadline(this.knex);
     const { insertMessage } = MESSAGE_STATEMENTS;
-    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
-      insertMessage.sql,
-      insertMessage.bindings({ chatId, memberId, userId, text, deadline }),
-    );
+    const { rows } = await this.knex.raw<{
+      rows: { id: string; seq: string; payload: Record<string, unknown> }[];
+    }>(insertMessage.sql, insertMessage.bindings({ chatId, memberId, userId, text, deadline }));
     if (!rows[0] && deadline && Date.now() >= deadline.getTime()) {
       throw new DatabaseUnavailableError('query', 'the insert reached the database after its deadline');
     }
-    return rows[0]?.id;
+    const row = rows[0];
+    if (!row) return undefined;
+    return {
+      messageId: row.id,
+      event: { chatId, seq: Number(row.seq), kind: 'message', data: row.payload },
+    };
   }
 
   async page(chatId: string, afterSeq: string, limit: number): Promise<HistoryRow[]> {

@@ -2,6 +2,7 @@ import { userNotFound } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { CacheStatus } from '../cache/read-through.js';
 import type { ChatsService } from '../chats/index.js';
+import type { EventPublisher } from '../events/model.js';
 import type { Caller } from '../types.js';
 import { decodeCursor } from './cursor.js';
 import { presentHistoryPage } from './present.js';
@@ -29,22 +30,24 @@ export class MessagesService {
     private readonly repository: MessagesRepository,
     private readonly chats: ChatsService,
     private readonly history?: HistoryCache,
+    private readonly events?: EventPublisher,
   ) {}
 
   /** Stored, and cached pages of the chat stale, before the caller hears of it. */
   async send(caller: Caller, chatId: string, memberId: string, text: string): Promise<string> {
     // The insert itself requires a member of this chat owned by the caller, which implies the caller
     // may see the chat: only a refused post pays for telling chat-not-found from user-not-found.
-    const messageId =
+    const inserted =
       isUuid(chatId) && isUuid(memberId)
         ? await this.repository.insertMessage(chatId, memberId, caller.userId, text)
         : undefined;
-    if (!messageId) {
+    if (!inserted) {
       await this.chats.requireVisible(caller, chatId);
       throw userNotFound();
     }
+    this.events?.published(inserted.event);
     await this.history?.invalidate(chatId);
-    return messageId;
+    return inserted.messageId;
   }
 
   /**
