@@ -290,6 +290,49 @@ describe('real-time events: limits and shutdown', () => {
     }
   });
 
+  it('when a reader stops reading, then its stream is closed once its buffer is full, a fast reader gets everything meanwhile, and the slow one resumes by id', async function () {
+    this.timeout(180_000);
+    const { app, url } = await listeningApp({ EVENTS_MAX_BUFFERED_BYTES: '1048576' });
+    try {
+      const [alice, fast, slow] = [
+        await registerAndLogin(app.api),
+        await registerAndLogin(app.api),
+        await registerAndLogin(app.api),
+      ];
+      const { chatId, members } = await chatWith(app, alice, fast, slow);
+      const fastStream = await openSse(`${url}/v1/events`, fast.auth);
+      const slowStream = await openSse(`${url}/v1/events`, slow.auth);
+      // 40 kB frames: the sockets' kernel buffers (a few MB on loopback) fill after about a hundred.
+      const text = '\u{1F600}'.repeat(9_990);
+      await send(app.api, alice, chatId, members[0]!.memberId, `${text} first`);
+      await slowStream.until((frames) => messages(frames).length >= 1);
+      const resumeFrom = slowStream.lastId()!;
+      slowStream.pause();
+      const count = 250;
+      for (let index = 0; index < count; index++) {
+        await send(app.api, alice, chatId, members[0]!.memberId, `${text} ${index}`);
+      }
+      await fastStream.until((frames) => messages(frames).length >= count + 1, 60_000);
+      const metrics = await app.api.get('/metrics').expect(200);
+      assert.match(metrics.text, /messenger_event_stream_slow_disconnects_total 1\b/);
+      slowStream.close();
+
+      const resumed = await openSse(`${url}/v1/events`, { ...slow.auth, 'Last-Event-ID': resumeFrom });
+      try {
+        await resumed.until((frames) => messages(frames).length >= count, 60_000);
+        assert.deepEqual(
+          resumed.texts().map((t) => t.slice(text.length + 1)),
+          Array.from({ length: count }, (_, index) => String(index)),
+        );
+      } finally {
+        resumed.close();
+        fastStream.close();
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
   it('when the service closes, then SSE streams get a retry hint and WebSockets close with 1001, promptly', async () => {
     const { app, url } = await listeningApp({ SHUTDOWN_TIMEOUT_MS: '60000' });
     const bob = await registerAndLogin(app.api);

@@ -113,6 +113,8 @@ export function openSse(
           inbox.push(frame);
         }
       });
+      // A stream the server ends abruptly (a slow reader, a shutdown) is an ending here, not an error.
+      res.on('error', () => undefined);
       res.on('close', () => {
         inbox.closed = true;
         inbox.wake();

@@ -33,6 +33,8 @@ export interface Sink {
   end(): void;
   /** A long poll stops taking events once its answer is big enough (the rest comes next time). */
   full?(): boolean;
+  /** Resolves once the client has read what is buffered (or is gone). */
+  drained(): Promise<void>;
 }
 
 export interface HubOptions {
@@ -119,7 +121,8 @@ export class Stream {
         const at = this.positions.get(event.chatId);
         if (at !== undefined && event.seq <= at) continue;
         if (at === undefined && !this.anonymous) continue;
-        this.deliver(event);
+        // A replay goes at the client's pace: only live events find a reader too slow.
+        if (!this.deliver(event, true)) await this.sink.drained();
         this.hub.metrics.eventsReplayed.inc();
         positions.set(event.chatId, event.seq);
       }
@@ -127,24 +130,25 @@ export class Stream {
     }
   }
 
-  private deliver(event: StoredEvent): void {
+  /** False when the client's buffer is full (a replay then waits for it to drain). */
+  private deliver(event: StoredEvent, replay = false): boolean {
     this.positions.set(event.chatId, event.seq);
     const left = isLeave(event, this.userId);
     if (left) {
       this.positions.delete(event.chatId);
       this.hub.unfollow(this, event.chatId);
     }
-    this.send({ type: event.kind, id: this.position(), data: event.data });
+    return this.send({ type: event.kind, id: this.position(), data: event.data }, replay);
   }
 
-  send(frame: Frame): void {
-    if (this.closed) return;
-    if (this.sink.write(frame)) {
-      this.hub.metrics.eventsSent.inc({ type: frame.type });
-      return;
-    }
+  send(frame: Frame, replay = false): boolean {
+    if (this.closed) return true;
+    const roomLeft = this.sink.write(frame);
+    this.hub.metrics.eventsSent.inc({ type: frame.type });
+    if (roomLeft || replay) return roomLeft;
     this.hub.metrics.slowDisconnects.inc();
     this.hub.close(this);
+    return false;
   }
 }
 

@@ -50,6 +50,17 @@ function sseSink(res: http.ServerResponse, settings: StreamSettings): Sink {
     end() {
       if (open()) res.destroy();
     },
+    drained: () =>
+      new Promise<void>((resolve) => {
+        if (!open() || !res.writableNeedDrain) return resolve();
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
+      }),
   };
 }
 
@@ -124,6 +135,7 @@ export function eventsRoutes(
       shutdown: () => answer(),
       end: () => answer(),
       full: () => frames.length >= settings.longPollMax,
+      drained: () => Promise.resolve(),
     };
     const stream = await hub.open(userId, query.since, sink);
     const timer = setTimeout(answer, wait * 1000);

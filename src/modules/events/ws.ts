@@ -60,6 +60,12 @@ function wsSink(ws: WebSocket, maxBufferedBytes: number): Sink {
     end() {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.terminate();
     },
+    // ws has no drain event: the buffer is watched until it empties or the socket closes.
+    async drained() {
+      while (ws.readyState === ws.OPEN && ws.bufferedAmount > maxBufferedBytes / 2) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
   };
 }
 
