@@ -52,7 +52,10 @@ function sseSink(res: http.ServerResponse, settings: StreamSettings): Sink {
     },
     drained: () =>
       new Promise<void>((resolve) => {
-        if (!open() || !res.writableNeedDrain) return resolve();
+        if (!open() || !res.writableNeedDrain) {
+          resolve();
+          return;
+        }
         const done = () => {
           res.off('drain', done);
           res.off('close', done);
