@@ -4,6 +4,7 @@ import { startApp, type TestApp } from './support/app.js';
 import { createChat, join, registerAndLogin, send, type User } from './support/fixtures.js';
 import { baseUrl, openSse, openWs, type Frame } from './support/events.js';
 import { encodePosition, decodePosition } from '../src/modules/events/cursor.js';
+import { appendEvent, type EventsModule } from '../src/modules/events/index.js';
 
 /** A listening app: the real HTTP server, as streaming clients need one. */
 async function listeningApp(
@@ -135,6 +136,39 @@ describe('real-time events', () => {
         assert.ok(decodePosition(reset!.id!).chats.has(chatId));
       } finally {
         stream.close();
+      }
+    });
+  });
+
+  describe('leaving (the path the leave route takes: appendEvent in its transaction, published after commit)', () => {
+    it('when a member leaves, then their streams get the left event and nothing of the chat after it', async () => {
+      const [alice, bob] = [await registerAndLogin(app.api), await registerAndLogin(app.api)];
+      const { chatId, members } = await chatWith(app, alice, bob);
+      const bobStream = await openSse(`${url}/v1/events`, bob.auth);
+      const aliceStream = await openSse(`${url}/v1/events`, alice.auth);
+      try {
+        const events = app.service.modules.find((module) => module.name === 'events') as EventsModule;
+        const bobMember = members[1]!.memberId;
+        const left = await app.service.db.knex.transaction(async (trx) => {
+          const [row] = await trx('members').where({ id: bobMember }).delete().returning('user_id');
+          return appendEvent(trx, {
+            chatId,
+            kind: 'member',
+            userId: (row as { user_id: string }).user_id,
+            data: { chat_id: chatId, user_id: bobMember, user_name: bob.userName, action: 'left' },
+          });
+        });
+        events.publisher.published(left!);
+        await send(app.api, alice, chatId, members[0]!.memberId, 'after bob left');
+        await aliceStream.until((frames) => messages(frames).length >= 1);
+        await bobStream.until((frames) => frames.some((frame) => frame.data.action === 'left'));
+        await send(app.api, alice, chatId, members[0]!.memberId, 'still without bob');
+        await aliceStream.until((frames) => messages(frames).length >= 2);
+        assert.deepEqual(bobStream.texts(), []);
+        assert.ok(aliceStream.of('member').some((frame) => frame.data.action === 'left'));
+      } finally {
+        bobStream.close();
+        aliceStream.close();
       }
     });
   });
@@ -328,6 +362,36 @@ describe('real-time events: limits and shutdown', () => {
         resumed.close();
         fastStream.close();
       }
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('when a member opens a first stream and closes the last, then the others see presence online then offline, and /metrics counts the streams', async () => {
+    const { app, url } = await listeningApp({ PRESENCE_DEBOUNCE_MS: '0' });
+    try {
+      const [alice, bob] = [await registerAndLogin(app.api), await registerAndLogin(app.api)];
+      const { chatId, members } = await chatWith(app, alice, bob);
+      const watcher = await openSse(`${url}/v1/events`, alice.auth);
+      const first = await openWs(`${url}/v1/ws`, bob.auth);
+      const second = await openSse(`${url}/v1/events`, bob.auth);
+      const presence = () =>
+        watcher.of('presence').filter((frame) => frame.data.user_id === members[1]!.memberId);
+      await watcher.until(() => presence().length >= 1, 15_000, 'presence online');
+      const metrics = await app.api.get('/metrics').expect(200);
+      assert.match(metrics.text, /messenger_event_streams_open\{transport="sse"\} 2\b/);
+      assert.match(metrics.text, /messenger_event_streams_open\{transport="ws"\} 1\b/);
+      first.close();
+      second.close();
+      await watcher.until(() => presence().length >= 2, 15_000, 'presence offline');
+      assert.deepEqual(
+        presence().map((frame) => frame.data),
+        [
+          { chat_id: chatId, user_id: members[1]!.memberId, online: true },
+          { chat_id: chatId, user_id: members[1]!.memberId, online: false },
+        ],
+      );
+      watcher.close();
     } finally {
       await app.close();
     }

@@ -11,6 +11,7 @@ import { createTicketStore } from './tickets.js';
 import { webSocketUpgrade } from './ws.js';
 
 export type { EventPublisher, StoredEvent } from './model.js';
+export { appendEvent } from './append.js';
 
 export interface EventsModule extends AppModule {
   /** The chats and messages services call it after a change commits. */
@@ -31,7 +32,12 @@ const PRUNE_EVERY_MS = 10 * 60_000;
  */
 export function eventsModule(
   { config, db, logger, metrics, rules }: ModuleContext,
-  deps: { authenticate: Middleware; fromHeader: (authorization: string) => Promise<string | null> },
+  deps: {
+    authenticate: Middleware;
+    fromHeader: (authorization: string) => Promise<string | null>;
+    /** The WebSocket `read` frame does what the read-mark route does (once chats keep read marks). */
+    read?: (userId: string | null, chatId: string, messageId: string) => Promise<void>;
+  },
 ): EventsModule {
   const settings = config.events;
   const repository = new EventsRepository(db.knex);
@@ -93,6 +99,7 @@ export function eventsModule(
     maxBufferedBytes: settings.maxBufferedBytes,
     logger,
     typing,
+    read: deps.read,
   });
 
   const timers = [
