@@ -264,7 +264,7 @@ export class EventHub implements EventPublisher {
       if (tooOld) stream.send({ type: 'reset', id: stream.position(), data: { reason: 'gap-too-old' } });
       else if (from) await stream.catchUp();
     });
-    if (stream.closed) throw new Error('stream closed while opening');
+    // A client gone while its stream opened leaves a closed stream: callers check `closed`.
     return stream;
   }
 

@@ -141,6 +141,7 @@ export function eventsRoutes(
       drained: () => Promise.resolve(),
     };
     const stream = await hub.open(userId, query.since, sink);
+    if (stream.closed) answer();
     const timer = setTimeout(answer, wait * 1000);
     ctx.req.once('close', answer);
     try {

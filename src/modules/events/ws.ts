@@ -9,6 +9,7 @@ import type { TicketStore } from './tickets.js';
 
 /** What a client may send (asyncapi.yml, client frames), small. */
 const MAX_CLIENT_FRAME_BYTES = 4096;
+const TYPING_EVERY_MS = 1000;
 
 export interface WebSocketOptions {
   hub: EventHub;
@@ -88,6 +89,8 @@ export function webSocketUpgrade(options: WebSocketOptions): {
 
   function listen(ws: WebSocket, stream: Stream): void {
     const reply = (type: string, data: Record<string, unknown>) => stream.send({ type, data });
+    // Frames bypass the HTTP rate limits: one typing event per chat and second is plenty.
+    const typedAt = new Map<string, number>();
     ws.on('message', (raw: Buffer) => {
       let frame: { type?: unknown; chat_id?: unknown; message_id?: unknown };
       try {
@@ -103,6 +106,8 @@ export function webSocketUpgrade(options: WebSocketOptions): {
           return;
         }
         if (frame.type === 'typing') {
+          if (Date.now() - (typedAt.get(chatId) ?? 0) < TYPING_EVERY_MS) return;
+          typedAt.set(chatId, Date.now());
           if (!isUuid(chatId) || !(await options.typing(stream.userId, chatId))) {
             reply('error', { message: 'chat-not-found' });
           }
