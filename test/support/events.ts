@@ -11,7 +11,7 @@ export class Inbox {
   private waiters: (() => void)[] = [];
   closed = false;
   /** The SSE `retry:` hint, or the WebSocket close code. */
-  closeInfo: { retry?: number; code?: number } = {};
+  closeInfo: { retry?: number; retries?: number; code?: number } = {};
 
   push(frame: Frame): void {
     this.frames.push(frame);
@@ -102,7 +102,10 @@ export function openSse(
             const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
             fields[name] = fields[name] === undefined ? value : `${fields[name]}\n${value}`;
           }
-          if (fields.retry !== undefined) inbox.closeInfo.retry = Number(fields.retry);
+          if (fields.retry !== undefined) {
+            inbox.closeInfo.retry = Number(fields.retry);
+            inbox.closeInfo.retries = (inbox.closeInfo.retries ?? 0) + 1;
+          }
           if (fields.data === undefined) continue;
           const frame: Frame = {
             type: fields.event ?? 'message',
