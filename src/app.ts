@@ -17,6 +17,7 @@ import { authModule, createAuth, noAuthentication } from './modules/auth/index.j
 import { cacheModule } from './modules/cache/index.js';
 import { chatsModule, createChatsService } from './modules/chats/index.js';
 import { docsModule } from './modules/docs/index.js';
+import { eventsModule } from './modules/events/index.js';
 import { healthModule } from './modules/health/index.js';
 import { messagesModule } from './modules/messages/index.js';
 import { searchModule } from './modules/search/index.js';
@@ -85,9 +86,23 @@ async function buildModules(
   const throttling = on('throttling') ? add(throttlingModule(context, identify)) : undefined;
   if (auth) add(authModule(context, auth, throttling?.loginGuard));
   const history = caches?.history;
+  const events = on('events')
+    ? add(
+        eventsModule(context, {
+          authenticate,
+          fromHeader: auth?.authentication.fromHeader ?? noAuthentication.fromHeader,
+          // The WebSocket `read` frame is the read-mark route (the chats service is built next).
+          read: async (userId, chatId, messageId) => {
+            await chats.markRead({ userId }, chatId, messageId);
+          },
+        }),
+      )
+    : undefined;
   const chats = createChatsService(context.db.knex, {
     memberships: caches?.memberships,
     joined: history && ((chatId) => history.invalidate(chatId)),
+    events: events?.publisher,
+    online: events && ((userIds) => events.online(userIds)),
   });
   const authenticateUser = auth?.authenticateSession ?? requireSession;
   if (on('chats')) add(chatsModule(context, { chats, authenticate, authenticateUser }));
@@ -98,6 +113,7 @@ async function buildModules(
         authenticate,
         history,
         sendLimit: throttling?.sendLimit,
+        events: events?.publisher,
       }),
     );
   }
@@ -141,11 +157,15 @@ export async function createService(config: Config, logger: Logger): Promise<Ser
     modules,
     migrated,
     async listen() {
-      server = await listen(createHttpServer(app, config, logger), config);
+      const created = createHttpServer(app, config, logger);
+      for (const module of modules) module.attach?.(created);
+      server = await listen(created, config);
       return server;
     },
     async close() {
       state.closed = true;
+      // Open streams would hold the server's close up: they are told to reconnect and closed first.
+      for (const module of modules) module.stop?.();
       if (server) {
         const open = server;
         const closed = new Promise<void>((resolve) => open.close(() => resolve()));

@@ -9,6 +9,7 @@ export const ALL_MODULES = [
   'auth',
   'chats',
   'messages',
+  'events',
   'search',
   'docs',
 ] as const;
@@ -60,6 +61,20 @@ export interface Config {
     /** Failed logins per user name from all clients; over it every attempt on the name is delayed. */
     loginFailNameMax: number;
     loginFailDelayMs: number;
+  };
+  events: {
+    /** A comment line on idle streams (and a WebSocket ping) this often. */
+    heartbeatMs: number;
+    /** Bytes a stream may have waiting for its client; beyond, the client is too slow: closed. */
+    maxBufferedBytes: number;
+    streamsPerUser: number;
+    ticketTtlSeconds: number;
+    /** How far back a resume id is replayed; older ones start with `reset`. */
+    replayWindowSeconds: number;
+    /** The reconnect delay SSE clients are told (`retry:`). */
+    retryMs: number;
+    presenceTtlSeconds: number;
+    presenceDebounceMs: number;
   };
   search: {
     resultTtlSeconds: number;
@@ -228,6 +243,16 @@ export function loadConfig(env: Env = process.env): Config {
       loginFailWindowMs: integer(env, 'LOGIN_FAIL_LIMIT_WINDOW_MS', 900_000, 1000, 86_400_000),
       loginFailNameMax: integer(env, 'LOGIN_FAIL_NAME_MAX', 100, 1, 10_000_000),
       loginFailDelayMs: integer(env, 'LOGIN_FAIL_DELAY_MS', 1000, 0, 60_000),
+    },
+    events: {
+      heartbeatMs: integer(env, 'EVENTS_HEARTBEAT_MS', 20_000, 50, 25_000),
+      maxBufferedBytes: integer(env, 'EVENTS_MAX_BUFFERED_BYTES', 1_048_576, 1024, 1_073_741_824),
+      streamsPerUser: integer(env, 'STREAMS_PER_USER', 10, 1, 10_000),
+      ticketTtlSeconds: integer(env, 'EVENTS_TICKET_TTL', 30, 1, 3600),
+      replayWindowSeconds: integer(env, 'EVENTS_REPLAY_WINDOW', 259_200, 86_400, 31_536_000),
+      retryMs: integer(env, 'EVENTS_RETRY_MS', 2000, 0, 600_000),
+      presenceTtlSeconds: integer(env, 'PRESENCE_TTL', 60, 3, 3600),
+      presenceDebounceMs: integer(env, 'PRESENCE_DEBOUNCE_MS', 3000, 0, 600_000),
     },
     search: {
       resultTtlSeconds: integer(env, 'SEARCH_RESULT_TTL', 300, 1, 604_800),

@@ -16,6 +16,14 @@ export interface Metrics {
   cacheReads: Counter<'cache' | 'result'>;
   /** Search jobs run by this process, by outcome: success, timeout, database-unavailable, ... */
   searchJobs: Counter<'outcome'>;
+  /** Real-time streams open on this process, by transport (sse, longpoll, ws). */
+  openStreams: Gauge<'transport'>;
+  /** Events written to streams, by event type. */
+  eventsSent: Counter<'type'>;
+  /** Durable events read back from the database for a stream (resume, gap, bus outage). */
+  eventsReplayed: Counter;
+  /** Streams closed because their client read too slowly. */
+  slowDisconnects: Counter;
   /** Reports `messenger_dependency_up` for each backend `list()` names, read at scrape time. */
   watchDependencies(list: () => Reachability[]): void;
 }
@@ -47,6 +55,28 @@ export function createMetrics(): Metrics {
       name: 'messenger_search_jobs_total',
       help: 'Search jobs run by this process by outcome (success, timeout, database-unavailable, internal-error)',
       labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    openStreams: new Gauge({
+      name: 'messenger_event_streams_open',
+      help: 'Real-time event streams open on this process by transport (sse, longpoll, ws)',
+      labelNames: ['transport'] as const,
+      registers: [registry],
+    }),
+    eventsSent: new Counter({
+      name: 'messenger_events_sent_total',
+      help: 'Events written to real-time streams by event type',
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
+    eventsReplayed: new Counter({
+      name: 'messenger_events_replayed_total',
+      help: 'Durable events read back from the database for a stream (resume, gap, event bus outage)',
+      registers: [registry],
+    }),
+    slowDisconnects: new Counter({
+      name: 'messenger_event_stream_slow_disconnects_total',
+      help: 'Real-time streams closed because their client read too slowly',
       registers: [registry],
     }),
     watchDependencies(list) {

@@ -3,6 +3,7 @@ import * as core from './001_core.js';
 import * as search from './002_search.js';
 import * as searchOrder from './003_search_order.js';
 import * as client from './004_client.js';
+import * as events from './005_events.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -15,6 +16,7 @@ const migrations: Record<string, Migration> = {
   '002_search': search,
   '003_search_order': searchOrder,
   '004_client': client,
+  '005_events': events,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

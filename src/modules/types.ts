@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type { Config, ModuleName } from '../config.js';
@@ -35,6 +36,10 @@ export interface AppModule {
   /** Mounted before every route, in module order (config.ts ALL_MODULES). */
   middleware?: Middleware[];
   routes?(router: Router): void;
+  /** Takes over requests the HTTP server does not hand to Koa (WebSocket upgrades). */
+  attach?(server: http.Server): void;
+  /** Shutdown begins: long-lived streams are told to reconnect and closed, before the server closes. */
+  stop?(): void;
   /** The backends the module talks to, for /metrics. */
   dependencies?: Reachability[];
   close?(): Promise<void>;

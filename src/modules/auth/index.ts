@@ -2,7 +2,7 @@ import type { Context, Middleware } from 'koa';
 import { anonymous } from '../../http/caller.js';
 import type { AppModule, ModuleContext } from '../types.js';
 import { AuthRepository } from './repository.js';
-import { authenticateMiddleware, authRoutes, identifyCaller, type LoginGuard } from './routes.js';
+import { authenticateMiddleware, authRoutes, identifyCaller, tokenOf, type LoginGuard } from './routes.js';
 import { AuthService, type SessionCache } from './service.js';
 
 export type { LoginAttempt, LoginGuard } from './routes.js';
@@ -14,12 +14,18 @@ export interface Authentication {
   authenticate: Middleware;
   /** The user of the request's session, or null without a valid one; never throws. */
   identify: (ctx: Context) => Promise<string | null>;
+  /**
+   * The user of an `Authorization` header outside Koa (a WebSocket upgrade), null for the anonymous
+   * caller; throws the 401 the middleware would.
+   */
+  fromHeader: (authorization: string) => Promise<string | null>;
 }
 
 /** Without the auth module (or with AUTH_DISABLED) every caller is anonymous. */
 export const noAuthentication: Authentication = {
   authenticate: anonymous,
   identify: () => Promise.resolve(null),
+  fromHeader: () => Promise.resolve(null),
 };
 
 /** Sessions: built before the modules that need to know the caller (throttling meters by user). */
@@ -49,7 +55,11 @@ export function createAuth({ config, db, logger }: ModuleContext, sessionCache?:
     authenticateSession,
     authentication: config.authDisabled
       ? noAuthentication
-      : { authenticate: authenticateSession, identify: identifyCaller(service) },
+      : {
+          authenticate: authenticateSession,
+          identify: identifyCaller(service),
+          fromHeader: (authorization) => service.authenticate(tokenOf(authorization)),
+        },
   };
 }
 

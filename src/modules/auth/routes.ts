@@ -8,7 +8,7 @@ import type { AuthService } from './service.js';
 const CREDENTIALS = /^(?:session_id|bearer)\s+(\S+)\s*$/i;
 
 /** The session token of `Authorization: session_id <token>` (or `Bearer <token>`), else 401. */
-function tokenOf(header: string): string {
+export function tokenOf(header: string): string {
   const match = CREDENTIALS.exec(header);
   if (!match?.[1]) throw authFailed();
   return match[1];

@@ -59,10 +59,11 @@ export function presentMyChats(
   return page;
 }
 
-/** `online` stays false until real-time streams exist to tell. */
+/** `online`: the member's account has an open event stream (anonymous members never do). */
 export function presentMembers(
   members: ChatMember[],
   limit: number,
+  online: Set<string>,
 ): { users: ChatMemberJson[]; next?: { iterator: string } } {
   const shown = members.slice(0, limit);
   const page: { users: ChatMemberJson[]; next?: { iterator: string } } = {
@@ -70,7 +71,7 @@ export function presentMembers(
       user_id: member.memberId,
       user_name: member.memberName,
       read_up_to: member.readUpTo,
-      online: false,
+      online: member.userId !== null && online.has(member.userId),
     })),
   };
   const last = shown.at(-1);

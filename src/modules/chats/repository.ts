@@ -1,4 +1,11 @@
 import type { Knex } from '../../infra/db.js';
+import { appendEvent } from '../events/append.js';
+import type { StoredEvent } from '../events/model.js';
+
+export interface Joined {
+  memberId: string;
+  event: StoredEvent;
+}
 
 /** The message a chat list shows last, in the code's names. */
 export interface LastMessage {
@@ -30,6 +37,8 @@ export interface ChatListPosition {
 
 export interface ChatMember {
   memberId: string;
+  /** The member's account; null for an anonymous member (authentication off). */
+  userId: string | null;
   memberName: string;
   readUpTo: string | null;
 }
@@ -100,38 +109,90 @@ export class ChatsRepository {
   }
 
   /**
-   * The caller's member id in the chat: created on first join; on the next the display name is
-   * updated and a membership that was left is taken up again (same id).
+   * The caller's member id in the chat: created on first join (a `joined` event); on the next the
+   * display name is updated (`renamed`), and a membership that was left is taken up again with the
+   * same id (`joined`). Undefined when there is no such chat. The event is numbered and stored in the
+   * same statement, under the chat row lock (migration 005).
    */
-  async upsertMember(chatId: string, userId: string, name: string): Promise<string> {
-    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
-      `INSERT INTO members (chat_id, user_id, name) VALUES (?, ?, ?)
+  async upsertMember(chatId: string, userId: string, name: string): Promise<Joined | undefined> {
+    // Every part of one statement reads the same snapshot: `was_left` is the row before the update.
+    return this.joinWithEvent(
+      `INSERT INTO members (chat_id, user_id, name) SELECT chat.id, ?::uuid, ? FROM chat
        ON CONFLICT (chat_id, user_id) WHERE user_id IS NOT NULL
        DO UPDATE SET name = EXCLUDED.name, left_at = NULL
-       RETURNING id`,
-      [chatId, userId, name],
+       RETURNING id, name,
+                 (xmax = 0 OR EXISTS (SELECT 1 FROM members p WHERE p.id = members.id AND p.left_at IS NOT NULL))
+                   AS inserted`,
+      chatId,
+      userId,
+      name,
     );
-    return rows[0]!.id;
   }
 
-  async insertAnonymousMember(chatId: string, name: string): Promise<string> {
-    const [row] = await this.knex('members').insert({ chat_id: chatId, name }).returning('id');
-    return (row as { id: string }).id;
+  async insertAnonymousMember(chatId: string, name: string): Promise<Joined | undefined> {
+    return this.joinWithEvent(
+      `INSERT INTO members (chat_id, user_id, name) SELECT chat.id, ?::uuid, ? FROM chat
+       RETURNING id, name, true AS inserted`,
+      chatId,
+      null,
+      name,
+    );
+  }
+
+  private async joinWithEvent(
+    upsert: string,
+    chatId: string,
+    userId: string | null,
+    name: string,
+  ): Promise<Joined | undefined> {
+    const { rows } = await this.knex.raw<{
+      rows: { id: string; seq: string; payload: Record<string, unknown> }[];
+    }>(
+      `WITH chat AS (UPDATE chats SET event_seq = event_seq + 1 WHERE id = ? RETURNING id, event_seq),
+       member AS (${upsert}),
+       event AS (INSERT INTO events (chat_id, seq, kind, user_id, payload)
+                 SELECT chat.id, chat.event_seq, 'member', ?::uuid, jsonb_build_object(
+                   'chat_id', chat.id, 'user_id', member.id, 'user_name', member.name,
+                   'action', CASE WHEN member.inserted THEN 'joined' ELSE 'renamed' END)
+                 FROM chat, member
+                 RETURNING seq, payload)
+       SELECT member.id, event.seq, event.payload FROM member, event`,
+      [chatId, userId, name, userId],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    return {
+      memberId: row.id,
+      event: { chatId, seq: Number(row.seq), kind: 'member', userId, data: row.payload },
+    };
   }
 
   /**
    * Ends the membership if it is current and owned by `userId` (anonymous members by anonymous
-   * callers); false when there is no such membership.
+   * callers), with its `left` event; undefined when there is no such membership. The chat row is
+   * locked first, as a send locks it, so the two never wait for each other crosswise.
    */
-  async leave(chatId: string, memberId: string, userId: string | null): Promise<boolean> {
-    const { rows } = await this.knex.raw<{ rows: unknown[] }>(
-      `UPDATE members SET left_at = now()
-       WHERE id = :memberId AND chat_id = :chatId AND left_at IS NULL
-         AND (user_id = CAST(:userId AS uuid) OR (CAST(:userId AS uuid) IS NULL AND user_id IS NULL))
-       RETURNING id`,
+  async leave(chatId: string, memberId: string, userId: string | null): Promise<StoredEvent | undefined> {
+    const owned = `(user_id = CAST(:userId AS uuid) OR (CAST(:userId AS uuid) IS NULL AND user_id IS NULL))`;
+    const { rows } = await this.knex.raw<{ rows: { seq: string; payload: Record<string, unknown> }[] }>(
+      `WITH chat AS (UPDATE chats SET event_seq = event_seq + 1
+                     WHERE id = :chatId AND EXISTS (SELECT 1 FROM members WHERE id = :memberId
+                       AND chat_id = :chatId AND left_at IS NULL AND ${owned})
+                     RETURNING id, event_seq),
+       gone AS (UPDATE members SET left_at = now() FROM chat
+                WHERE members.id = :memberId AND members.chat_id = chat.id AND members.left_at IS NULL
+                  AND ${owned}
+                RETURNING members.id, members.name),
+       event AS (INSERT INTO events (chat_id, seq, kind, user_id, payload)
+                 SELECT chat.id, chat.event_seq, 'member', CAST(:userId AS uuid), jsonb_build_object(
+                   'chat_id', chat.id, 'user_id', gone.id, 'user_name', gone.name, 'action', 'left')
+                 FROM chat, gone
+                 RETURNING seq, payload)
+       SELECT seq, payload FROM event`,
       { chatId, memberId, userId },
     );
-    return rows.length > 0;
+    const row = rows[0];
+    return row && { chatId, seq: Number(row.seq), kind: 'member', userId, data: row.payload };
   }
 
   /** The user's chats, most recent activity first, after `after` (the last chat of the previous page). */
@@ -166,7 +227,7 @@ export class ChatsRepository {
   /** Current members of the chat by member id, after `afterMemberId`. */
   async members(chatId: string, afterMemberId: string | undefined, limit: number): Promise<ChatMember[]> {
     const { rows } = await this.knex.raw<{ rows: ChatMember[] }>(
-      `SELECT mb.id AS "memberId", mb.name AS "memberName", m.id AS "readUpTo"
+      `SELECT mb.id AS "memberId", mb.user_id AS "userId", mb.name AS "memberName", m.id AS "readUpTo"
        FROM members mb
        LEFT JOIN messages m ON mb.read_seq > 0 AND m.chat_id = mb.chat_id AND m.seq = mb.read_seq
        WHERE mb.chat_id = :chatId AND mb.left_at IS NULL
@@ -180,12 +241,19 @@ export class ChatsRepository {
 
   /**
    * Moves the user's read position in the chat forward to the message, never back; returns the
-   * unread count after it, undefined when the user is not a member, null when the message is not in
-   * the chat. The member row is locked first, so the count after the position and the counters are
-   * read in one later snapshot that no send of this member can slip into.
+   * unread count after it (and the `read` event when the position moved), undefined when the user
+   * is not a member, null when the message is not in the chat. The member row is locked before the
+   * count, so the count after the position and the counters are read in one later snapshot that no
+   * send of this member can slip into.
    */
-  async markRead(chatId: string, userId: string, messageId: string): Promise<number | null | undefined> {
+  async markRead(
+    chatId: string,
+    userId: string,
+    messageId: string,
+  ): Promise<{ unread: number; event: StoredEvent | undefined } | null | undefined> {
     return this.knex.transaction(async (trx) => {
+      // The chat row first, as a send takes it: the read event is numbered under it.
+      await trx.raw('SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE', [chatId]);
       const member = await trx('members')
         .where({ chat_id: chatId, user_id: userId })
         .whereNull('left_at')
@@ -198,7 +266,7 @@ export class ChatsRepository {
       );
       const seq = target.rows[0]?.seq;
       if (seq === undefined) return null;
-      await trx.raw(
+      const moved = await trx.raw<{ rowCount: number }>(
         `UPDATE members mb
             SET read_seq = :seq,
                 read_unread = (SELECT count(*) FROM messages m
@@ -212,7 +280,16 @@ export class ChatsRepository {
         `SELECT ${UNREAD}::int AS unread FROM members mb JOIN chats c ON c.id = mb.chat_id WHERE mb.id = ?`,
         [member.id],
       );
-      return rows[0]!.unread;
+      // Only a mark that moved is news for the chat's streams.
+      const event = moved.rowCount
+        ? await appendEvent(trx, {
+            chatId,
+            kind: 'read',
+            userId,
+            data: { chat_id: chatId, user_id: member.id, read_up_to: messageId },
+          })
+        : undefined;
+      return { unread: rows[0]!.unread, event };
     });
   }
 }

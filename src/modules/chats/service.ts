@@ -2,8 +2,9 @@ import { authFailed, chatNotFound, messageNotFound, userNotFound } from '../../e
 import { isUuid } from '../../ids.js';
 import type { Caller } from '../types.js';
 import { decodeChatsCursor, decodeMembersCursor } from './cursor.js';
+import type { EventPublisher } from '../events/model.js';
 import { presentMembers, presentMyChats } from './present.js';
-import type { ChatsRepository } from './repository.js';
+import type { ChatsRepository, Joined } from './repository.js';
 
 const FOREIGN_KEY_VIOLATION = '23503';
 
@@ -21,6 +22,10 @@ export interface ChatsOptions {
   memberships?: MembershipCache;
   /** After a join: display names show in history, so cached pages of the chat go stale. */
   joined?: (chatId: string) => Promise<void>;
+  /** Hears of every committed member and read event (joined, renamed, left; read marks). */
+  events?: EventPublisher;
+  /** The ones of these accounts with an open event stream anywhere (the members list's `online`). */
+  online?: (userIds: string[]) => Promise<Set<string>>;
 }
 
 export class ChatsService {
@@ -40,9 +45,9 @@ export class ChatsService {
    */
   async join(caller: Caller, chatId: string, userName: string): Promise<string> {
     if (!isUuid(chatId)) throw chatNotFound();
-    let memberId: string;
+    let joined: Joined | undefined;
     try {
-      memberId =
+      joined =
         caller.userId === null
           ? await this.repository.insertAnonymousMember(chatId, userName)
           : await this.repository.upsertMember(chatId, caller.userId, userName);
@@ -50,6 +55,9 @@ export class ChatsService {
       if ((error as { code?: string }).code === FOREIGN_KEY_VIOLATION) throw chatNotFound();
       throw error;
     }
+    if (!joined) throw chatNotFound();
+    const { memberId, event } = joined;
+    this.options.events?.published(event);
     await this.options.joined?.(chatId);
     return memberId;
   }
@@ -81,7 +89,10 @@ export class ChatsService {
   async members(caller: Caller, chatId: string, limit: number, from: string | undefined) {
     const after = from === undefined ? undefined : decodeMembersCursor(from);
     await this.requireVisible(caller, chatId);
-    return presentMembers(await this.repository.members(chatId, after, limit + 1), limit);
+    const members = await this.repository.members(chatId, after, limit + 1);
+    const accounts = members.flatMap((member) => (member.userId === null ? [] : [member.userId]));
+    const online = (await this.options.online?.(accounts)) ?? new Set<string>();
+    return presentMembers(members, limit, online);
   }
 
   /**
@@ -90,10 +101,10 @@ export class ChatsService {
    */
   async leave(caller: Caller, chatId: string, memberId: string): Promise<void> {
     await this.requireVisible(caller, chatId);
-    if (!isUuid(memberId) || !(await this.repository.leave(chatId, memberId, caller.userId))) {
-      throw userNotFound();
-    }
+    const left = isUuid(memberId) ? await this.repository.leave(chatId, memberId, caller.userId) : undefined;
+    if (!left) throw userNotFound();
     if (caller.userId !== null) await this.options.memberships?.forget(chatId, caller.userId);
+    this.options.events?.published(left);
   }
 
   /** Moves the caller's read position forward to the message; returns their unread count. */
@@ -101,10 +112,11 @@ export class ChatsService {
     const userId = requireUser(caller);
     await this.requireVisible(caller, chatId);
     if (!isUuid(messageId)) throw messageNotFound();
-    const unread = await this.repository.markRead(chatId, userId, messageId);
-    if (unread === undefined) throw chatNotFound();
-    if (unread === null) throw messageNotFound();
-    return unread;
+    const marked = await this.repository.markRead(chatId, userId, messageId);
+    if (marked === undefined) throw chatNotFound();
+    if (marked === null) throw messageNotFound();
+    if (marked.event) this.options.events?.published(marked.event);
+    return marked.unread;
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import type { ChatsService } from '../chats/index.js';
+import type { EventPublisher } from '../events/model.js';
 import type { AppModule, ModuleContext } from '../types.js';
 import { MessagesRepository } from './repository.js';
 import { messagesRoutes } from './routes.js';
@@ -22,10 +23,16 @@ export interface MessagesModule extends AppModule {
  */
 export function messagesModule(
   { config, db, rules, logger }: ModuleContext,
-  deps: { chats: ChatsService; authenticate: Middleware; history?: HistoryCache; sendLimit?: Middleware },
+  deps: {
+    chats: ChatsService;
+    authenticate: Middleware;
+    history?: HistoryCache;
+    sendLimit?: Middleware;
+    events?: EventPublisher;
+  },
 ): MessagesModule {
   const repository = new MessagesRepository(db.knex);
-  const service = new MessagesService(repository, deps.chats, deps.history);
+  const service = new MessagesService(repository, deps.chats, deps.history, deps.events);
   const expire = () => repository.expireIdempotencyKeys();
   const timer = setInterval(() => {
     expire().catch((error: unknown) => logger.warn({ err: error }, 'expiring idempotency keys failed'));

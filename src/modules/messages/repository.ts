@@ -1,4 +1,5 @@
 import { DatabaseUnavailableError, statementDeadline, type Knex } from '../../infra/db.js';
+import type { StoredEvent } from '../events/model.js';
 
 /** A message as history shows it, in the code's names. */
 export interface HistoryRow {
@@ -11,18 +12,39 @@ export interface HistoryRow {
 }
 
 // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
-// never pass a message that commits later with a smaller seq. The member row is locked next (for the
-// update of its sent count the messages trigger makes) so that the deadline, checked once both locks
-// are held, is the last wait: an insert that reaches the server, or gets its locks, after the client
-// gave up stores nothing. Members who left cannot post.
-const INSERT_MESSAGE_SQL = `WITH chat AS (SELECT id FROM chats WHERE id = ? FOR NO KEY UPDATE),
-       member AS (SELECT mb.id, mb.chat_id FROM members mb JOIN chat ON chat.id = mb.chat_id
+// never pass a message that commits later with a smaller seq. The lock is taken by numbering the
+// chat's next event (its `message` event, stored in the same statement, so it exists exactly when the
+// message does). The member row is locked next (for the update of its sent count the messages
+// trigger makes) so that the deadline, checked once both locks are held, is the last wait: an insert
+// that reaches the server, or gets its locks, after the client gave up stores nothing. Members who
+// left cannot post. With `recordKey`, the Idempotency-Key is stored by the same statement: a key
+// already taken makes it fail whole, so a message is stored once per key.
+const insertMessageSql = (
+  recordKey: boolean,
+) => `WITH chat AS (UPDATE chats SET event_seq = event_seq + 1 WHERE id = ? RETURNING id, event_seq),
+       member AS (SELECT mb.id, mb.chat_id, mb.name FROM members mb JOIN chat ON chat.id = mb.chat_id
                   WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid) AND mb.left_at IS NULL
-                  FOR NO KEY UPDATE OF mb)
-       INSERT INTO messages (chat_id, member_id, text)
-       SELECT member.chat_id, member.id, ? FROM member
-       WHERE clock_timestamp() < coalesce(?::timestamptz, 'infinity')
-       RETURNING id`;
+                  FOR NO KEY UPDATE OF mb),
+       message AS (INSERT INTO messages (chat_id, member_id, text)
+                   SELECT member.chat_id, member.id, ? FROM member
+                   WHERE clock_timestamp() < coalesce(?::timestamptz, 'infinity')
+                   RETURNING id, chat_id, member_id, text, created_at),
+       event AS (INSERT INTO events (chat_id, seq, kind, payload)
+                 SELECT message.chat_id, chat.event_seq, 'message', jsonb_build_object(
+                   'chat_id', message.chat_id, 'message_id', message.id, 'user_id', message.member_id,
+                   'user_name', member.name, 'text', message.text,
+                   'created_at', to_char(message.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                 FROM message, chat, member
+                 RETURNING seq, payload)${
+                   recordKey
+                     ? `,
+       recorded AS (INSERT INTO idempotency_keys (owner, key, request_hash, message_id)
+                    SELECT ?, ?, ?, id FROM message RETURNING message_id)`
+                     : ''
+                 }
+       SELECT message.id, event.seq, event.payload FROM message, event`;
+const INSERT_MESSAGE_SQL = insertMessageSql(false);
+const INSERT_MESSAGE_ONCE_SQL = insertMessageSql(true);
 
 /** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
 const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
@@ -52,6 +74,18 @@ const MAX_POSITION = '9223372036854775807';
 const UNIQUE_VIOLATION = '23505';
 /** How long a retry with the same Idempotency-Key gets the first answer. */
 const IDEMPOTENCY_TTL = "interval '24 hours'";
+
+interface InsertedRow {
+  id: string;
+  seq: string;
+  payload: Record<string, unknown>;
+}
+
+/** A stored message and the event that tells the chat's streams about it. */
+export interface SentMessage {
+  messageId: string;
+  event: StoredEvent;
+}
 
 /** An Idempotency-Key as stored: per owner (a user, or '' for anonymous callers), with the request's hash. */
 export interface IdempotencyKey {
@@ -88,32 +122,32 @@ export class MessagesRepository {
   constructor(private readonly knex: Knex) {}
 
   /**
-   * Inserts the message if `memberId` is a member of the chat (owned by `userId` unless anonymous);
-   * returns its id, or undefined when there is no such member.
+   * Inserts the message if `memberId` is a current member of the chat (owned by `userId` unless
+   * anonymous), with its `message` event; undefined when there is no such member.
    */
   async insertMessage(
     chatId: string,
     memberId: string,
     userId: string | null,
     text: string,
-  ): Promise<string | undefined> {
+  ): Promise<SentMessage | undefined> {
     const deadline = statementDeadline(this.knex);
     const { insertMessage } = MESSAGE_STATEMENTS;
-    const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
-      insertMessage.sql,
-      insertMessage.bindings({ chatId, memberId, userId, text, deadline }),
+    return this.sent(
+      chatId,
+      deadline,
+      await this.knex.raw<{ rows: InsertedRow[] }>(
+        insertMessage.sql,
+        insertMessage.bindings({ chatId, memberId, userId, text, deadline }),
+      ),
     );
-    if (!rows[0] && deadline && Date.now() >= deadline.getTime()) {
-      throw new DatabaseUnavailableError('query', 'the insert reached the database after its deadline');
-    }
-    return rows[0]?.id;
   }
 
   /**
    * The same insert, recording `key` in the same statement: when the key is already taken (by an
    * earlier attempt, committed or racing this one) the statement fails whole, so the message is
-   * stored once. Says so (`taken`), else gives the new message's id, undefined when there is no
-   * such member.
+   * stored once. Says so (`taken`), else gives the new message, undefined when there is no such
+   * member.
    */
   async insertMessageOnce(
     chatId: string,
@@ -121,30 +155,35 @@ export class MessagesRepository {
     userId: string | null,
     text: string,
     key: IdempotencyKey,
-  ): Promise<{ taken: true } | { taken: false; messageId: string | undefined }> {
+  ): Promise<{ taken: true } | { taken: false; sent: SentMessage | undefined }> {
     const deadline = statementDeadline(this.knex);
     const { insertMessage } = MESSAGE_STATEMENTS;
     try {
-      const { rows } = await this.knex.raw<{ rows: { id: string }[] }>(
-        `WITH sent AS (${insertMessage.sql})
-         INSERT INTO idempotency_keys (owner, key, request_hash, message_id)
-         SELECT ?, ?, ?, id FROM sent
-         RETURNING message_id AS id`,
-        [
-          ...insertMessage.bindings({ chatId, memberId, userId, text, deadline }),
-          key.owner,
-          key.key,
-          key.requestHash,
-        ],
-      );
-      if (!rows[0] && deadline && Date.now() >= deadline.getTime()) {
-        throw new DatabaseUnavailableError('query', 'the insert reached the database after its deadline');
-      }
-      return { taken: false, messageId: rows[0]?.id };
+      const result = await this.knex.raw<{ rows: InsertedRow[] }>(INSERT_MESSAGE_ONCE_SQL, [
+        ...insertMessage.bindings({ chatId, memberId, userId, text, deadline }),
+        key.owner,
+        key.key,
+        key.requestHash,
+      ]);
+      return { taken: false, sent: this.sent(chatId, deadline, result) };
     } catch (error) {
       if ((error as { code?: string }).code === UNIQUE_VIOLATION) return { taken: true };
       throw error;
     }
+  }
+
+  /** The inserted message and its event; a statement that stored nothing past its deadline is an outage. */
+  private sent(
+    chatId: string,
+    deadline: Date | null,
+    { rows }: { rows: InsertedRow[] },
+  ): SentMessage | undefined {
+    const row = rows[0];
+    if (!row && deadline && Date.now() >= deadline.getTime()) {
+      throw new DatabaseUnavailableError('query', 'the insert reached the database after its deadline');
+    }
+    if (!row) return undefined;
+    return { messageId: row.id, event: { chatId, seq: Number(row.seq), kind: 'message', data: row.payload } };
   }
 
   /** What the key recorded, unless it is older than IDEMPOTENCY_TTL (then it is dropped). */

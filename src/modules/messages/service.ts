@@ -3,10 +3,11 @@ import { idempotencyKeyReused, messageNotFound, userNotFound } from '../../error
 import { isUuid } from '../../ids.js';
 import type { CacheStatus } from '../cache/read-through.js';
 import type { ChatsService } from '../chats/index.js';
+import type { EventPublisher, StoredEvent } from '../events/model.js';
 import type { Caller } from '../types.js';
 import { decodeCursor } from './cursor.js';
 import { presentHistoryPage, presentPositionedPage } from './present.js';
-import type { IdempotencyKey, MessagesRepository } from './repository.js';
+import type { IdempotencyKey, MessagesRepository, SentMessage } from './repository.js';
 
 /** A page as read from the database, with what a cache needs to know about it. */
 export interface LoadedPage {
@@ -57,6 +58,7 @@ export class MessagesService {
     private readonly repository: MessagesRepository,
     private readonly chats: ChatsService,
     private readonly history?: HistoryCache,
+    private readonly events?: EventPublisher,
   ) {}
 
   /**
@@ -76,20 +78,22 @@ export class MessagesService {
       idempotencyKey === undefined ? undefined : keyOf(caller, idempotencyKey, chatId, memberId, text);
     // The insert itself requires a member of this chat owned by the caller, which implies the caller
     // may see the chat: only a refused post pays for telling chat-not-found from user-not-found.
-    let messageId: string | undefined;
+    let sent: { messageId: string; event?: StoredEvent } | undefined;
     if (isUuid(chatId) && isUuid(memberId)) {
-      messageId = key
+      sent = key
         ? await this.sendOnce(caller, chatId, memberId, text, key)
         : await this.repository.insertMessage(chatId, memberId, caller.userId, text);
     } else if (key) {
-      messageId = await this.replay(key);
+      sent = await this.replay(key);
     }
-    if (!messageId) {
+    if (!sent) {
       await this.chats.requireVisible(caller, chatId);
       throw userNotFound();
     }
+    // A replayed answer tells no stream anything new: its event went out with the first attempt.
+    if (sent.event) this.events?.published(sent.event);
     await this.history?.invalidate(chatId);
-    return messageId;
+    return sent.messageId;
   }
 
   private async sendOnce(
@@ -98,11 +102,11 @@ export class MessagesService {
     memberId: string,
     text: string,
     key: IdempotencyKey,
-  ): Promise<string | undefined> {
+  ): Promise<SentMessage | { messageId: string } | undefined> {
     // Twice at most: a key found expired is dropped, and the insert tried again.
     for (let attempt = 0; attempt < 2; attempt++) {
       const inserted = await this.repository.insertMessageOnce(chatId, memberId, caller.userId, text, key);
-      if (!inserted.taken) return inserted.messageId ?? (await this.replay(key));
+      if (!inserted.taken) return inserted.sent ?? (await this.replay(key));
       const replayed = await this.replay(key);
       if (replayed) return replayed;
     }
@@ -110,10 +114,10 @@ export class MessagesService {
   }
 
   /** The message a key recorded for this same request; 422 when it recorded another request. */
-  private async replay(key: IdempotencyKey): Promise<string | undefined> {
+  private async replay(key: IdempotencyKey): Promise<{ messageId: string } | undefined> {
     const recorded = await this.repository.recordedSend(key);
     if (recorded && recorded.requestHash !== key.requestHash) throw idempotencyKeyReused();
-    return recorded?.messageId;
+    return recorded && { messageId: recorded.messageId };
   }
 
   /**

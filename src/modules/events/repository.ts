@@ -1,0 +1,88 @@
+import type { Knex } from '../../infra/db.js';
+import type { DurableKind, StoredEvent } from './model.js';
+
+interface EventRow {
+  chatId: string;
+  seq: string;
+  kind: DurableKind;
+  userId: string | null;
+  payload: Record<string, unknown>;
+}
+
+const toEvent = (row: EventRow): StoredEvent => ({
+  chatId: row.chatId,
+  seq: Number(row.seq),
+  kind: row.kind,
+  userId: row.userId,
+  data: row.payload,
+});
+
+export class EventsRepository {
+  constructor(private readonly knex: Knex) {}
+
+  /**
+   * The chats `userId` is a member of (every chat for the anonymous caller), each with the number of
+   * its last committed event: events after it are still to come.
+   */
+  async chatsOf(userId: string | null): Promise<Map<string, number>> {
+    const { rows } = await this.knex.raw<{ rows: { id: string; seq: string }[] }>(
+      userId === null
+        ? 'SELECT id, event_seq AS seq FROM chats'
+        : `SELECT c.id, c.event_seq AS seq FROM members m JOIN chats c ON c.id = m.chat_id
+           WHERE m.user_id = ? AND m.left_at IS NULL`,
+      userId === null ? [] : [userId],
+    );
+    return new Map(rows.map((row) => [row.id, Number(row.seq)]));
+  }
+
+  /** Up to `limit` stored events after the given positions, in each chat's order. */
+  async after(positions: Map<string, number>, limit: number): Promise<StoredEvent[]> {
+    if (positions.size === 0) return [];
+    const { rows } = await this.knex.raw<{ rows: EventRow[] }>(
+      `SELECT e.chat_id AS "chatId", e.seq, e.kind, e.user_id AS "userId", e.payload
+       FROM unnest(?::uuid[], ?::bigint[]) AS p(chat_id, seq)
+       JOIN LATERAL (SELECT * FROM events e WHERE e.chat_id = p.chat_id AND e.seq > p.seq
+                     ORDER BY e.seq LIMIT ?) e ON true
+       ORDER BY e.chat_id, e.seq
+       LIMIT ?`,
+      [[...positions.keys()], [...positions.values()], limit, limit],
+    );
+    return rows.map(toEvent);
+  }
+
+  /** The number of the event that made `userId` a member of the chat (its latest join), if stored. */
+  async joinedAt(chatId: string, userId: string): Promise<number | undefined> {
+    const { rows } = await this.knex.raw<{ rows: { seq: string | null }[] }>(
+      `SELECT max(seq) AS seq FROM events
+       WHERE chat_id = ? AND user_id = ? AND kind = 'member' AND payload->>'action' = 'joined'`,
+      [chatId, userId],
+    );
+    const seq = rows[0]?.seq;
+    return seq === null || seq === undefined ? undefined : Number(seq);
+  }
+
+  /** The caller's member in the chat, as other members see it. */
+  async memberOf(chatId: string, userId: string): Promise<{ memberId: string; name: string } | undefined> {
+    const row = await this.knex<{ id: string; name: string; chat_id: string; user_id: string }>('members')
+      .where({ chat_id: chatId, user_id: userId })
+      .whereNull('left_at')
+      .first('id', 'name');
+    return row && { memberId: row.id, name: row.name };
+  }
+
+  /** The user's member id in each of their chats (presence events name members). */
+  async membersOf(userId: string): Promise<{ chatId: string; memberId: string }[]> {
+    const rows = await this.knex<{ chat_id: string; id: string; user_id: string }>('members')
+      .where({ user_id: userId })
+      .whereNull('left_at')
+      .select('chat_id', 'id');
+    return rows.map((row) => ({ chatId: row.chat_id, memberId: row.id }));
+  }
+
+  /** Forgets events stored more than `seconds` ago. */
+  async prune(seconds: number): Promise<number> {
+    return this.knex('events')
+      .where('created_at', '<', this.knex.raw(`now() - make_interval(secs => ?)`, [seconds]))
+      .delete();
+  }
+}

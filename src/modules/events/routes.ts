@@ -1,0 +1,162 @@
+import type http from 'node:http';
+import type Router from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import { callerOf } from '../../http/caller.js';
+import type { RequestRules } from '../../http/validate.js';
+import { chatNotFound } from '../../errors.js';
+import { isUuid } from '../../ids.js';
+import type { EventHub, Frame, Sink } from './hub.js';
+import type { TicketStore } from './tickets.js';
+
+export interface StreamSettings {
+  maxBufferedBytes: number;
+  retryMs: number;
+  ticketTtlSeconds: number;
+  /** Events one long-poll answer carries at most. */
+  longPollMax: number;
+}
+
+/** `?ticket=` (single use) when present, else the `Authorization` header as every route. */
+export function ticketOrSession(tickets: TicketStore, authenticate: Middleware): Middleware {
+  return async (ctx, next) => {
+    const ticket = ctx.query.ticket;
+    if (typeof ticket === 'string') {
+      ctx.state.caller = { userId: await tickets.redeem(ticket) };
+      await next();
+      return;
+    }
+    await authenticate(ctx, next);
+  };
+}
+
+export const sseFrame = (frame: Frame): string =>
+  `${frame.id ? `id: ${frame.id}\n` : ''}event: ${frame.type}\ndata: ${JSON.stringify(frame.data)}\n\n`;
+
+function sseSink(res: http.ServerResponse, settings: StreamSettings): Sink {
+  const open = () => !res.destroyed && !res.writableEnded;
+  return {
+    transport: 'sse',
+    write(frame) {
+      if (!open()) return true;
+      res.write(sseFrame(frame));
+      return res.writableLength <= settings.maxBufferedBytes;
+    },
+    heartbeat() {
+      if (open()) res.write(': heartbeat\n\n');
+    },
+    shutdown() {
+      if (open()) res.end(`retry: ${settings.retryMs}\n: server shutting down, reconnect\n\n`);
+    },
+    end() {
+      if (open()) res.destroy();
+    },
+    drained: () =>
+      new Promise<void>((resolve) => {
+        if (!open() || !res.writableNeedDrain) {
+          resolve();
+          return;
+        }
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
+      }),
+  };
+}
+
+function wantsEventStream(ctx: Context): boolean {
+  return (
+    ctx.accepts('application/json', 'text/event-stream') === 'text/event-stream' &&
+    ctx.get('Accept').includes('text/event-stream')
+  );
+}
+
+export function eventsRoutes(
+  router: Router,
+  hub: EventHub,
+  options: {
+    rules: RequestRules;
+    authenticate: Middleware;
+    tickets: TicketStore;
+    settings: StreamSettings;
+    typing: (userId: string | null, chatId: string) => Promise<boolean>;
+  },
+): void {
+  const { rules, settings, tickets } = options;
+
+  router.post('/v1/events/tickets', options.authenticate, async (ctx) => {
+    const ticket = await tickets.issue(callerOf(ctx).userId);
+    ctx.status = 201;
+    ctx.body = { ticket, expires_in: settings.ticketTtlSeconds };
+  });
+
+  router.get('/v1/events', ticketOrSession(tickets, options.authenticate), async (ctx) => {
+    const query = rules.query('getEvents', ctx.query) as { wait?: number; since?: string };
+    const wait = query.wait ?? 30;
+    const { userId } = callerOf(ctx);
+    if (wantsEventStream(ctx)) {
+      const since = ctx.get('Last-Event-ID') || query.since;
+      hub.checkLimit(userId);
+      const res = ctx.res;
+      ctx.req.socket.setTimeout(0);
+      ctx.req.socket.setNoDelay(true);
+      ctx.respond = false;
+      res.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-cache, no-transform',
+        Connection: 'keep-alive',
+        // nginx passes the stream as it comes rather than buffering it.
+        'X-Accel-Buffering': 'no',
+      });
+      res.write(`retry: ${settings.retryMs}\n\n`);
+      const stream = await hub
+        .open(userId, since, sseSink(res, settings), { lenient: true })
+        .catch((error: unknown) => {
+          res.destroy();
+          throw error;
+        });
+      res.once('close', () => hub.close(stream));
+      if (res.destroyed) hub.close(stream);
+      return;
+    }
+
+    const frames: Frame[] = [];
+    let answer: () => void = () => undefined;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const sink: Sink = {
+      transport: 'longpoll',
+      write(frame) {
+        frames.push(frame);
+        // Events arriving together leave in one answer.
+        setImmediate(answer);
+        return true;
+      },
+      heartbeat() {},
+      shutdown: () => answer(),
+      end: () => answer(),
+      full: () => frames.length >= settings.longPollMax,
+      drained: () => Promise.resolve(),
+    };
+    const stream = await hub.open(userId, query.since, sink);
+    if (stream.closed) answer();
+    const timer = setTimeout(answer, wait * 1000);
+    ctx.req.once('close', answer);
+    try {
+      if (frames.length === 0 && wait > 0) await answered;
+    } finally {
+      clearTimeout(timer);
+      ctx.req.off('close', answer);
+      hub.close(stream);
+    }
+    ctx.body = { events: frames, last_event_id: stream.position() };
+  });
+
+  router.post('/v1/chats/:chat_id/typing', options.authenticate, async (ctx) => {
+    const chatId = ctx.params.chat_id!;
+    if (!isUuid(chatId) || !(await options.typing(callerOf(ctx).userId, chatId))) throw chatNotFound();
+    ctx.status = 204;
+  });
+}
