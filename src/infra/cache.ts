@@ -1,10 +1,11 @@
-import { createClient, createKeyv } from '@keyv/redis';
+import KeyvRedis, { createClient, createCluster } from '@keyv/redis';
 import { createCache, type Cache as CacheManager } from 'cache-manager';
 import { Keyv } from 'keyv';
 import { DependencyUnavailableError } from '../errors.js';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
 import { Breaker } from './breaker.js';
+import { clusterTarget } from './redis.js';
 
 /**
  * A shared key-value cache: Redis when REDIS_URL is set (every instance sees the same entries), else
@@ -29,6 +30,7 @@ export interface CacheStore {
 const MAX_KEPT_WRITES = 10_000;
 const MEMORY_CAPACITY_CHARS = 64 * 1024 * 1024;
 const SWEEP_EVERY_MS = 10_000;
+const NAMESPACE = 'messenger:cache';
 
 /**
  * A Map that forgets, for in-memory stores that must not grow without bound: entries past their
@@ -200,16 +202,28 @@ function redisCache(url: string, logger: Logger): CacheStore {
   // why this is not createKeyvNonBlocking, whose failed SET looks like a successful one, and why
   // cache-manager's nonBlocking (fire-and-forget writes) is off: an invalidation has to be known
   // to have happened before the request that caused it is answered.
-  const client = createClient({
-    url,
-    name: 'messenger-cache',
-    disableOfflineQueue: true,
-    socket: { connectTimeout: 1000, reconnectStrategy: (retries) => Math.min((retries + 1) * 200, 2000) },
-  });
-  const keyv = createKeyv(client, {
-    namespace: 'messenger:cache',
-    throwOnErrors: true,
-  });
+  const socket = {
+    connectTimeout: 1000,
+    reconnectStrategy: (retries: number) => Math.min((retries + 1) * 200, 2000),
+  };
+  // A redis+cluster:// URL: node-redis's cluster client (keyv then splits multi-key reads by slot;
+  // keys read together carry one hash tag, so such a read stays one round trip to one node).
+  const cluster = clusterTarget(url);
+  const client = cluster
+    ? createCluster({
+        rootNodes: cluster.nodes.map(({ host, port }) => ({ socket: { host, port } })),
+        defaults: {
+          name: 'messenger-cache',
+          username: cluster.username,
+          password: cluster.password,
+          disableOfflineQueue: true,
+          socket,
+        },
+      })
+    : createClient({ url, name: 'messenger-cache', disableOfflineQueue: true, socket });
+  // What createKeyv does, with a client of either kind (its types take a single client only).
+  const adapter = new KeyvRedis(client, { namespace: NAMESPACE, throwOnErrors: true });
+  const keyv = new Keyv(adapter, { namespace: NAMESPACE, useKeyPrefix: false, throwOnErrors: true });
   // Once closing, a connection attempt failing under the close is how closing looks, not an outage.
   let closing = false;
   const failed = (error: unknown) => {
@@ -221,10 +235,10 @@ function redisCache(url: string, logger: Logger): CacheStore {
   client.on('error', failed);
   const store = new GuardedCache('redis', createCache({ stores: [keyv] }), monitor, async () => {
     closing = true;
-    if (client.isReady) await client.close().catch(() => client.destroy());
-    else if (client.isOpen) client.destroy();
+    if (client.isOpen) await client.close().catch(() => client.destroy());
   });
-  client.on('ready', () => {
+  // A single client says 'ready'; the cluster client 'connect' once it knows the slots.
+  client.on(cluster ? 'connect' : 'ready', () => {
     monitor.up();
     store.replayKept();
   });

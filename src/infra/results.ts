@@ -1,7 +1,7 @@
 import { DependencyUnavailableError } from '../errors.js';
 import type { Logger } from './logger.js';
 import type { DependencyMonitor } from './monitor.js';
-import { connectRedis, type RedisConnection } from './redis.js';
+import { connectRedis, hashTag, type RedisConnection } from './redis.js';
 
 /** The lifecycle of a stored task: waiting for a worker, running, then done either way. */
 export type TaskStatus = 'WAITING' | 'IN_PROCESS' | 'SUCCESS' | 'FAILED';
@@ -123,7 +123,7 @@ class RedisResultStore<R> implements ResultStore<R> {
   constructor(
     private readonly redis: RedisConnection,
     private readonly ttlSeconds: number,
-    /** Keys are `<prefix>:task:<id>` and `<prefix>:hits:<id>`. */
+    /** Keys are `<prefix>:task:{<id>}` and `<prefix>:hits:{<id>}`: one cluster slot per task. */
     private readonly prefix: string,
   ) {}
 
@@ -136,8 +136,8 @@ class RedisResultStore<R> implements ResultStore<R> {
     }
   }
 
-  private readonly taskKey = (id: string) => `${this.prefix}:task:${id}`;
-  private readonly hitsKey = (id: string) => `${this.prefix}:hits:${id}`;
+  private readonly taskKey = (id: string) => `${this.prefix}:task:${hashTag(id)}`;
+  private readonly hitsKey = (id: string) => `${this.prefix}:hits:${hashTag(id)}`;
 
   create(task: TaskRecord): Promise<void> {
     const key = this.taskKey(task.id);

@@ -6,6 +6,9 @@ const env = {
   DATABASE_URL: process.env.DATABASE_URL,
   REDIS_URL: process.env.REDIS_URL,
   AMQP_URL: process.env.AMQP_URL,
+  // `make test-scale`: the same suites on a quorum queue and a primary with a streaming replica.
+  SEARCH_QUEUE_TYPE: process.env.SEARCH_QUEUE_TYPE,
+  DATABASE_REPLICA_URLS: process.env.DATABASE_REPLICA_URLS,
 };
 
 export const profile = {

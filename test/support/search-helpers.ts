@@ -58,8 +58,8 @@ export function redisInspector(url: string): Redis {
   return new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
 }
 
-export const taskKey = (taskId: string) => `search:task:${taskId}`;
-export const hitsKey = (taskId: string) => `search:hits:${taskId}`;
+export const taskKey = (taskId: string) => `search:task:{${taskId}}`;
+export const hitsKey = (taskId: string) => `search:hits:{${taskId}}`;
 
 /** The stored results of a task, as Redis holds them (every row, in order). */
 export async function storedHits(redis: Redis, taskId: string): Promise<{ messageId: string }[]> {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CacheStore } from '../../infra/cache.js';
+import { hashTag } from '../../infra/redis.js';
 import type { HistoryCache } from '../messages/index.js';
 import { readThrough, type ReadPolicy } from './read-through.js';
 
@@ -13,10 +14,11 @@ interface PageEntry {
 /** A chat's generation until its first invalidation (or after its marker expired). */
 const FIRST_GENERATION = '0';
 
-const generationKey = (chatId: string) => `history:generation:${chatId}`;
+// A chat's generation and its pages share a hash tag: read together in one round trip on a cluster too.
+const generationKey = (chatId: string) => `history:generation:${hashTag(chatId)}`;
 // Cursors reach this point decoded and checked, so they are short.
 const pageKey = (chatId: string, limit: number, from: string | undefined) =>
-  `history:page:${chatId}:${limit}:${from ?? ''}`;
+  `history:page:${hashTag(chatId)}:${limit}:${from ?? ''}`;
 
 /**
  * History pages by chat, limit and cursor. An entry records the chat's generation it was read under;

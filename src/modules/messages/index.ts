@@ -15,7 +15,7 @@ export function messagesModule(
   { config, db, rules }: ModuleContext,
   deps: { chats: ChatsService; authenticate: Middleware; history?: HistoryCache; sendLimit?: Middleware },
 ): AppModule {
-  const service = new MessagesService(new MessagesRepository(db.knex), deps.chats, deps.history);
+  const service = new MessagesService(new MessagesRepository(db.knex, db.read), deps.chats, deps.history);
   return {
     name: 'messages',
     routes: (router) =>

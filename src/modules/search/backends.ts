@@ -22,7 +22,13 @@ export function searchBackends(config: Config, logger: Logger): SearchBackends {
       logger,
     ),
     queue: createJobQueue<SearchJob>(
-      { amqpUrl: config.amqpUrl, queue: config.search.queue, isJob: isSearchJob },
+      {
+        amqpUrl: config.amqpUrl,
+        queue: config.search.queue,
+        queueType: config.search.queueType,
+        deliveryLimit: config.search.deliveryLimit,
+        isJob: isSearchJob,
+      },
       logger,
     ),
   };

@@ -67,7 +67,7 @@ export function createSearchWorker(
   logger: Logger,
   metrics?: Metrics,
 ): (job: SearchJob) => Promise<void> {
-  const repository = new SearchRepository(db.knex);
+  const repository = new SearchRepository(db.knex, db.read);
   const { maxResults, timeoutMs, maxAttempts } = config.search;
 
   /** The hits, or why there are none; only the database is retried here. */
