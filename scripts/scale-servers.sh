@@ -74,6 +74,7 @@ done
 
 # PostgreSQL: a primary, and a streaming replica made from its base backup (-R writes the
 # standby.signal and primary_conninfo). fsync off: throwaway data, a test run, not a benchmark.
+# synchronous_commit stays on, as in production: a commit's WAL is written when it is acknowledged.
 as_pg "$PGBIN/initdb" -D "$dir/primary" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log"
 cat >>"$dir/primary/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
@@ -82,7 +83,6 @@ unix_socket_directories = '$dir'
 wal_level = replica
 max_wal_senders = 4
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 shared_buffers = 32MB
 EOF

@@ -230,8 +230,9 @@ interface Replica {
 }
 
 /**
- * Read routing over streaming replicas. The target of a read is the primary's WAL position when it
- * starts (one cheap query, no table touched): a replica that has replayed that far holds every
+ * Read routing over streaming replicas. The target of a read is the primary's WAL insert position
+ * when it starts (one cheap query, no table touched; the insert position, not the write position:
+ * with synchronous_commit off a commit is acknowledged before its WAL is written): a replica that has replayed that far holds every
  * commit that preceded the read, the caller's own and everyone else's, so what it answers (and what
  * the cache keeps of it) is never behind what the primary would have answered at that moment.
  */
@@ -250,7 +251,7 @@ class ReplicaReads {
     const replica = this.pick();
     if (replica) {
       const { rows } = await this.primary.raw<{ rows: { lsn: string }[] }>(
-        'SELECT pg_current_wal_lsn()::text AS lsn',
+        'SELECT pg_current_wal_insert_lsn()::text AS lsn',
       );
       try {
         if (await this.caughtUp(replica, lsn(rows[0]!.lsn))) {
