@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import amqplib from 'amqplib';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { clusterTarget, type RedisClient } from '../../src/infra/redis.js';
 import type { TestApp } from './app.js';
 import type { User } from './fixtures.js';
 
@@ -54,7 +55,9 @@ export async function timed<T>(
 }
 
 /** A plain Redis client on REDIS_URL, to look at what the result store wrote. */
-export function redisInspector(url: string): Redis {
+export function redisInspector(url: string): RedisClient {
+  const cluster = clusterTarget(url);
+  if (cluster) return new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
   return new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
 }
 
@@ -62,7 +65,7 @@ export const taskKey = (taskId: string) => `search:task:{${taskId}}`;
 export const hitsKey = (taskId: string) => `search:hits:{${taskId}}`;
 
 /** The stored results of a task, as Redis holds them (every row, in order). */
-export async function storedHits(redis: Redis, taskId: string): Promise<{ messageId: string }[]> {
+export async function storedHits(redis: RedisClient, taskId: string): Promise<{ messageId: string }[]> {
   const rows = await redis.lrange(hitsKey(taskId), 0, -1);
   return rows.map((row) => JSON.parse(row) as { messageId: string });
 }
