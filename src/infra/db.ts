@@ -217,6 +217,8 @@ function lsn(text: string): bigint {
   return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
 }
 
+const QUERY_CANCELED = '57014';
+
 /** How long a replica that failed is left alone before it is tried again. */
 const REPLICA_REST_MS = 2000;
 const REPLAY_POLL_MS = 10;
@@ -261,7 +263,9 @@ class ReplicaReads {
           return result;
         }
       } catch (error) {
-        // Whatever the replica's failure (gone, too slow, a query cancelled by a recovery conflict),
+        // A statement past its statement_timeout would be as slow on the primary: the caller's answer.
+        if ((error as { code?: unknown }).code === QUERY_CANCELED) throw error;
+        // Whatever else the replica's failure (gone, too slow, a query cancelled by a recovery conflict),
         // the primary answers instead; a connection failure rests the replica for a while.
         if (isConnectionError(error)) {
           replica.restUntil = Date.now() + REPLICA_REST_MS;
