@@ -3,9 +3,8 @@ import { randomUUID } from 'node:crypto';
 import type { Response } from 'supertest';
 import { sharedApp, startApp, type Api, type TestApp } from './support/app.js';
 import { createChat, join, registerAndLogin, send, unique, type User } from './support/fixtures.js';
-import { profile } from './support/profile.js';
+import { describeSingleRedis, profile } from './support/profile.js';
 import { eventually, killLeftovers, spawnApi, type LogLine, type SpawnedApi } from './support/spawn.js';
-import { isCluster } from '../src/infra/redis.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 interface Chat {
@@ -206,93 +205,91 @@ describe('cache', () => {
       });
     });
 
-    // A proxy in front of one address: a cluster's clients follow the addresses its nodes announce.
-    if (!isCluster(redisUrl))
-      describe('when Redis goes away', function () {
-        this.timeout(60_000);
-        const target = new URL(redisUrl);
-        const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-        let spawned: SpawnedApi;
+    describeSingleRedis('when Redis goes away', function () {
+      this.timeout(60_000);
+      const target = new URL(redisUrl);
+      const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+      let spawned: SpawnedApi;
 
-        before(async () => {
-          await proxy.start();
-          spawned = await spawnApi({ REDIS_URL: proxy.proxiedUrl(redisUrl) });
-          // Until the schema is in place /v1 answers 503 by design.
-          await eventually(
-            async () => (await spawned.api.get('/v1/chats/x/messages?limit=1')).status === 401,
-            15_000,
-          );
-        });
-        after(async () => {
-          await spawned.stop();
-          await proxy.close();
-          await killLeftovers();
-        });
-
-        const started = (line: LogLine) => line.msg === 'cache unreachable: outage started';
-        const ended = (line: LogLine) => line.msg === 'cache reachable again: outage ended';
-
-        async function timed(request: () => PromiseLike<Response>): Promise<Response> {
-          const begun = performance.now();
-          const res = await request();
-          assert.ok(performance.now() - begun < 1000, `took ${(performance.now() - begun).toFixed(0)} ms`);
-          return res;
-        }
-
-        it('then requests go on without the cache, invalidations made meanwhile hold afterwards, one log line each way', async () => {
-          const { api } = spawned;
-          const chat = await chatWith(api, 'before');
-          const login = await api
-            .post('/v1/auth/login')
-            .send({ user_name: chat.user.userName, password: chat.user.password })
-            .expect(200);
-          const other = { ...chat.user, auth: { Authorization: `session_id ${login.body.session_id}` } };
-          await eventually(async () => (await history(api, chat)).headers['x-cache'] === 'HIT');
-          await history(api, chat, 'limit=10', other).expect(200);
-
-          await proxy.cut();
-          expectCache(await timed(() => history(api, chat).expect(200)), 'MISS');
-          await timed(() =>
-            api
-              .post(`/v1/chats/${chat.chatId}/messages?user_id=${chat.memberId}`)
-              .set(chat.user.auth)
-              .send({ message: 'during' })
-              .expect(201),
-          );
-          await timed(() => api.post('/v1/auth/logout').set(other.auth).expect(200));
-          await timed(() => history(api, chat, 'limit=10', other).expect(401));
-          await spawned.waitForLog(started);
-
-          await proxy.restore();
-          await eventually(async () => {
-            // Never the page cached before the outage, never the session logged out during it.
-            await history(api, chat, 'limit=10', other).expect(401);
-            const res = await history(api, chat).expect(200);
-            assert.deepEqual(texts(res), ['before', 'during']);
-            return res.headers['x-cache'] === 'HIT';
-          }, 10_000);
-          await spawned.waitForLog(ended);
-          assert.equal(spawned.logs().filter(started).length, 1);
-          assert.equal(spawned.logs().filter(ended).length, 1);
-        });
-
-        it('then a Redis that stops answering (no reset, no refusal) costs each request well under a second', async () => {
-          const { api } = spawned;
-          const chat = await chatWith(api, unique('frozen'));
-          await eventually(async () => (await history(api, chat)).headers['x-cache'] === 'HIT');
-          proxy.freeze();
-          for (let i = 0; i < 3; i++) await timed(() => history(api, chat).expect(200));
-          await timed(() =>
-            send(api, chat.user, chat.chatId, chat.memberId, 'while frozen').then(() => history(api, chat)),
-          );
-          await proxy.cut();
-          await proxy.restore();
-          await eventually(async () => {
-            const res = await history(api, chat).expect(200);
-            assert.equal(texts(res).at(-1), 'while frozen');
-            return res.headers['x-cache'] === 'HIT';
-          }, 10_000);
-        });
+      before(async () => {
+        await proxy.start();
+        spawned = await spawnApi({ REDIS_URL: proxy.proxiedUrl(redisUrl) });
+        // Until the schema is in place /v1 answers 503 by design.
+        await eventually(
+          async () => (await spawned.api.get('/v1/chats/x/messages?limit=1')).status === 401,
+          15_000,
+        );
       });
+      after(async () => {
+        await spawned.stop();
+        await proxy.close();
+        await killLeftovers();
+      });
+
+      const started = (line: LogLine) => line.msg === 'cache unreachable: outage started';
+      const ended = (line: LogLine) => line.msg === 'cache reachable again: outage ended';
+
+      async function timed(request: () => PromiseLike<Response>): Promise<Response> {
+        const begun = performance.now();
+        const res = await request();
+        assert.ok(performance.now() - begun < 1000, `took ${(performance.now() - begun).toFixed(0)} ms`);
+        return res;
+      }
+
+      it('then requests go on without the cache, invalidations made meanwhile hold afterwards, one log line each way', async () => {
+        const { api } = spawned;
+        const chat = await chatWith(api, 'before');
+        const login = await api
+          .post('/v1/auth/login')
+          .send({ user_name: chat.user.userName, password: chat.user.password })
+          .expect(200);
+        const other = { ...chat.user, auth: { Authorization: `session_id ${login.body.session_id}` } };
+        await eventually(async () => (await history(api, chat)).headers['x-cache'] === 'HIT');
+        await history(api, chat, 'limit=10', other).expect(200);
+
+        await proxy.cut();
+        expectCache(await timed(() => history(api, chat).expect(200)), 'MISS');
+        await timed(() =>
+          api
+            .post(`/v1/chats/${chat.chatId}/messages?user_id=${chat.memberId}`)
+            .set(chat.user.auth)
+            .send({ message: 'during' })
+            .expect(201),
+        );
+        await timed(() => api.post('/v1/auth/logout').set(other.auth).expect(200));
+        await timed(() => history(api, chat, 'limit=10', other).expect(401));
+        await spawned.waitForLog(started);
+
+        await proxy.restore();
+        await eventually(async () => {
+          // Never the page cached before the outage, never the session logged out during it.
+          await history(api, chat, 'limit=10', other).expect(401);
+          const res = await history(api, chat).expect(200);
+          assert.deepEqual(texts(res), ['before', 'during']);
+          return res.headers['x-cache'] === 'HIT';
+        }, 10_000);
+        await spawned.waitForLog(ended);
+        assert.equal(spawned.logs().filter(started).length, 1);
+        assert.equal(spawned.logs().filter(ended).length, 1);
+      });
+
+      it('then a Redis that stops answering (no reset, no refusal) costs each request well under a second', async () => {
+        const { api } = spawned;
+        const chat = await chatWith(api, unique('frozen'));
+        await eventually(async () => (await history(api, chat)).headers['x-cache'] === 'HIT');
+        proxy.freeze();
+        for (let i = 0; i < 3; i++) await timed(() => history(api, chat).expect(200));
+        await timed(() =>
+          send(api, chat.user, chat.chatId, chat.memberId, 'while frozen').then(() => history(api, chat)),
+        );
+        await proxy.cut();
+        await proxy.restore();
+        await eventually(async () => {
+          const res = await history(api, chat).expect(200);
+          assert.equal(texts(res).at(-1), 'while frozen');
+          return res.headers['x-cache'] === 'HIT';
+        }, 10_000);
+      });
+    });
   }
 });

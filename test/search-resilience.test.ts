@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RedisClient } from '../src/infra/redis.js';
 import { startConsumer, type Consumer } from '../src/consumer.js';
 import { createLogger } from '../src/infra/logger.js';
 import { startApp, type TestApp, seedSql } from './support/app.js';
 import { createChat, join, registerAndLogin, send, unique, type User } from './support/fixtures.js';
-import { profile } from './support/profile.js';
+import { describeSingleRedis, profile } from './support/profile.js';
 import {
   Broker,
   createTask,
@@ -18,7 +19,6 @@ import {
   timed,
 } from './support/search-helpers.js';
 import { eventually, killLeftovers, launch, type Launched } from './support/spawn.js';
-import { isCluster, type RedisClient } from '../src/infra/redis.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 /** An outage must be answered with a 503, not a hang (publish waits ≤ 1 s for the broker, then a 2 s confirm timeout). */
@@ -360,141 +360,135 @@ if (profile.services && process.env.AMQP_URL && process.env.REDIS_URL) {
       });
     });
 
-    // A proxy in front of one address: a cluster's clients follow the addresses its nodes announce.
-    if (!isCluster(redisUrl))
-      describe('Redis cut off (TCP proxy in front of it)', () => {
-        const target = new URL(redisUrl);
-        const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-        const tag = freshTag('zr');
-        let app: TestApp;
-        let user: User;
-        let chatId: string;
-        let memberId: string;
+    describeSingleRedis('Redis cut off (TCP proxy in front of it)', () => {
+      const target = new URL(redisUrl);
+      const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+      const tag = freshTag('zr');
+      let app: TestApp;
+      let user: User;
+      let chatId: string;
+      let memberId: string;
 
-        before(async () => {
-          await proxy.start();
-          app = await startApp({ SEARCH_QUEUE: queueName(), REDIS_URL: proxy.proxiedUrl(redisUrl) });
-          user = await registerAndLogin(app.api);
-          chatId = await createChat(app.api, user);
-          memberId = await join(app.api, user, chatId);
-          await send(app.api, user, chatId, memberId, `${tag} before the outage`);
-        });
+      before(async () => {
+        await proxy.start();
+        app = await startApp({ SEARCH_QUEUE: queueName(), REDIS_URL: proxy.proxiedUrl(redisUrl) });
+        user = await registerAndLogin(app.api);
+        chatId = await createChat(app.api, user);
+        memberId = await join(app.api, user, chatId);
+        await send(app.api, user, chatId, memberId, `${tag} before the outage`);
+      });
 
-        afterEach(async () => {
-          // A failed test must not leave Redis cut for the next one.
-          if (!proxy.listening) await proxy.restore();
-        });
+      afterEach(async () => {
+        // A failed test must not leave Redis cut for the next one.
+        if (!proxy.listening) await proxy.restore();
+      });
 
-        after(async () => {
-          await app.close();
-          await proxy.close();
-        });
+      after(async () => {
+        await app.close();
+        await proxy.close();
+      });
 
-        it('when Redis is cut, then search answers 503 fast while chat works; when it is back, search works again', async () => {
-          const before = await createTask(app, user, { message: `${tag} outage` });
-          assert.equal((await finished(app, user, before)).status, 'SUCCESS');
+      it('when Redis is cut, then search answers 503 fast while chat works; when it is back, search works again', async () => {
+        const before = await createTask(app, user, { message: `${tag} outage` });
+        assert.equal((await finished(app, user, before)).status, 'SUCCESS');
 
+        await proxy.cut();
+        await timed(measured, 'redis cut: POST /v1/chats/search (1st)', FAST_MS, () =>
+          app.api
+            .post('/v1/chats/search')
+            .set(user.auth)
+            .send({ message: `${tag} outage` })
+            .expect(503, { message: 'service-unavailable' }),
+        );
+        await timed(measured, 'redis cut: POST /v1/chats/search (2nd)', FAST_MS, () =>
+          app.api
+            .post('/v1/chats/search')
+            .set(user.auth)
+            .send({ message: `${tag} outage` })
+            .expect(503, { message: 'service-unavailable' }),
+        );
+        await timed(measured, 'redis cut: GET search status', FAST_MS, () =>
+          app.api
+            .get(`/v1/chats/search/status/${before}`)
+            .set(user.auth)
+            .expect(503, { message: 'service-unavailable' }),
+        );
+        await timed(measured, 'redis cut: POST message', FAST_MS, () =>
+          app.api
+            .post(`/v1/chats/${chatId}/messages?user_id=${memberId}`)
+            .set(user.auth)
+            .send({ message: `${tag} during the outage` })
+            .expect(201),
+        );
+        const history = await timed(measured, 'redis cut: GET history', FAST_MS, () =>
+          app.api.get(`/v1/chats/${chatId}/messages?limit=10`).set(user.auth).expect(200),
+        );
+        assert.equal(history.body.messages.length, 2);
+
+        await proxy.restore();
+        const restoredAt = performance.now();
+        let taskId: string | undefined;
+        await eventually(
+          async () => {
+            const res = await app.api
+              .post('/v1/chats/search')
+              .set(user.auth)
+              .send({ message: `${tag} outage` });
+            if (res.status === 201) taskId = res.body.task_id as string;
+            else assert.equal(res.status, 503);
+            return res.status === 201;
+          },
+          15_000,
+          100,
+        );
+        measured.push(
+          `redis back: first 201 from POST /v1/chats/search after ${(performance.now() - restoredAt).toFixed(0)} ms`,
+        );
+        assert.deepEqual(await finished(app, user, taskId!), { status: 'SUCCESS', total: 2 });
+      });
+
+      it('when Redis is cut as a consumer takes a job, then the job waits on the queue (not dead-lettered) and succeeds once Redis is back', async () => {
+        const queue = queueName();
+        const idle = await startApp(
+          { SEARCH_QUEUE: queue, REDIS_URL: proxy.proxiedUrl(redisUrl) },
+          { consumer: false },
+        );
+        const broker = await Broker.connect(amqpUrl);
+        let consumer: Consumer | undefined;
+        try {
+          await send(idle.api, user, chatId, memberId, `${tag} blip words`);
+          const taskId = await createTask(idle, user, { message: `${tag} blip` });
           await proxy.cut();
-          await timed(measured, 'redis cut: POST /v1/chats/search (1st)', FAST_MS, () =>
-            app.api
-              .post('/v1/chats/search')
-              .set(user.auth)
-              .send({ message: `${tag} outage` })
-              .expect(503, { message: 'service-unavailable' }),
-          );
-          await timed(measured, 'redis cut: POST /v1/chats/search (2nd)', FAST_MS, () =>
-            app.api
-              .post('/v1/chats/search')
-              .set(user.auth)
-              .send({ message: `${tag} outage` })
-              .expect(503, { message: 'service-unavailable' }),
-          );
-          await timed(measured, 'redis cut: GET search status', FAST_MS, () =>
-            app.api
-              .get(`/v1/chats/search/status/${before}`)
-              .set(user.auth)
-              .expect(503, { message: 'service-unavailable' }),
-          );
-          await timed(measured, 'redis cut: POST message', FAST_MS, () =>
-            app.api
-              .post(`/v1/chats/${chatId}/messages?user_id=${memberId}`)
-              .set(user.auth)
-              .send({ message: `${tag} during the outage` })
-              .expect(201),
-          );
-          const history = await timed(measured, 'redis cut: GET history', FAST_MS, () =>
-            app.api.get(`/v1/chats/${chatId}/messages?limit=10`).set(user.auth).expect(200),
-          );
-          assert.equal(history.body.messages.length, 2);
+          consumer = await startConsumer(idle.config, silent());
+          // The consumer takes the job at once and cannot mark it; a couple of seconds of outage.
+          await sleep(2_000);
+          assert.equal(await broker.depth(`${queue}.dead`), 0, 'the job was dead-lettered during the outage');
+          assert.equal(await redis.hget(taskKey(taskId), 'status'), 'WAITING');
 
           await proxy.restore();
           const restoredAt = performance.now();
-          let taskId: string | undefined;
+          let status: unknown;
           await eventually(
             async () => {
-              const res = await app.api
-                .post('/v1/chats/search')
-                .set(user.auth)
-                .send({ message: `${tag} outage` });
-              if (res.status === 201) taskId = res.body.task_id as string;
-              else assert.equal(res.status, 503);
-              return res.status === 201;
+              const res = await idle.api.get(`/v1/chats/search/status/${taskId}`).set(user.auth);
+              status = res.body;
+              return res.status === 200 && res.body.status === 'SUCCESS';
             },
             15_000,
             100,
           );
           measured.push(
-            `redis back: first 201 from POST /v1/chats/search after ${(performance.now() - restoredAt).toFixed(0)} ms`,
+            `redis back: job taken during the outage SUCCESS after ${(performance.now() - restoredAt).toFixed(0)} ms`,
           );
-          assert.deepEqual(await finished(app, user, taskId!), { status: 'SUCCESS', total: 2 });
-        });
-
-        it('when Redis is cut as a consumer takes a job, then the job waits on the queue (not dead-lettered) and succeeds once Redis is back', async () => {
-          const queue = queueName();
-          const idle = await startApp(
-            { SEARCH_QUEUE: queue, REDIS_URL: proxy.proxiedUrl(redisUrl) },
-            { consumer: false },
-          );
-          const broker = await Broker.connect(amqpUrl);
-          let consumer: Consumer | undefined;
-          try {
-            await send(idle.api, user, chatId, memberId, `${tag} blip words`);
-            const taskId = await createTask(idle, user, { message: `${tag} blip` });
-            await proxy.cut();
-            consumer = await startConsumer(idle.config, silent());
-            // The consumer takes the job at once and cannot mark it; a couple of seconds of outage.
-            await sleep(2_000);
-            assert.equal(
-              await broker.depth(`${queue}.dead`),
-              0,
-              'the job was dead-lettered during the outage',
-            );
-            assert.equal(await redis.hget(taskKey(taskId), 'status'), 'WAITING');
-
-            await proxy.restore();
-            const restoredAt = performance.now();
-            let status: unknown;
-            await eventually(
-              async () => {
-                const res = await idle.api.get(`/v1/chats/search/status/${taskId}`).set(user.auth);
-                status = res.body;
-                return res.status === 200 && res.body.status === 'SUCCESS';
-              },
-              15_000,
-              100,
-            );
-            measured.push(
-              `redis back: job taken during the outage SUCCESS after ${(performance.now() - restoredAt).toFixed(0)} ms`,
-            );
-            assert.deepEqual(status, { status: 'SUCCESS', total: 1 });
-            assert.equal(await broker.depth(`${queue}.dead`), 0);
-          } finally {
-            await consumer?.stop();
-            await broker.close();
-            await idle.close();
-          }
-        });
+          assert.deepEqual(status, { status: 'SUCCESS', total: 1 });
+          assert.equal(await broker.depth(`${queue}.dead`), 0);
+        } finally {
+          await consumer?.stop();
+          await broker.close();
+          await idle.close();
+        }
       });
+    });
 
     describe('RabbitMQ cut off (TCP proxy in front of it)', () => {
       const target = new URL(amqpUrl);

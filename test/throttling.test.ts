@@ -5,9 +5,8 @@ import { ExpiringMap } from '../src/infra/cache.js';
 import { MemoryCounter } from '../src/modules/throttling/counter.js';
 import { startApp, type Api, type TestApp } from './support/app.js';
 import { createChat, join, registerAndLogin, send } from './support/fixtures.js';
-import { profile } from './support/profile.js';
+import { describeSingleRedis, profile } from './support/profile.js';
 import { eventually, killLeftovers, spawnApi, type SpawnedApi } from './support/spawn.js';
-import { isCluster } from '../src/infra/redis.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const RATE_HEADERS = ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'];
@@ -427,74 +426,72 @@ describe('throttling', () => {
       assertTooManyRequests(await login(a.api), 900);
     });
 
-    // A proxy in front of one address: a cluster's clients follow the addresses its nodes announce.
-    if (!isCluster(redisUrl))
-      describe('when Redis goes away', function () {
-        this.timeout(60_000);
-        const target = new URL(redisUrl);
-        const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-        let spawned: SpawnedApi;
-        let api: Api;
+    describeSingleRedis('when Redis goes away', function () {
+      this.timeout(60_000);
+      const target = new URL(redisUrl);
+      const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+      let spawned: SpawnedApi;
+      let api: Api;
 
-        before(async () => {
-          await proxy.start();
-          spawned = await spawnApi({
-            REDIS_URL: proxy.proxiedUrl(redisUrl),
-            TRUST_PROXY: 'true',
-            RATE_LIMIT_MAX: '600',
-          });
-          api = from(spawned.api, freshIp());
+      before(async () => {
+        await proxy.start();
+        spawned = await spawnApi({
+          REDIS_URL: proxy.proxiedUrl(redisUrl),
+          TRUST_PROXY: 'true',
+          RATE_LIMIT_MAX: '600',
         });
-
-        after(async () => {
-          await spawned.stop();
-          await proxy.close();
-          await killLeftovers();
-        });
-
-        const started = (line: { msg?: string }) => line.msg === 'rate limits unreachable: outage started';
-        const ended = (line: { msg?: string }) => line.msg === 'rate limits reachable again: outage ended';
-
-        it('then requests are served fast without RateLimit headers, one log line marks the outage each way, and budgets come back', async () => {
-          await eventually(
-            async () => (await api.get('/ping').expect(200)).headers['ratelimit-limit'] === '600',
-          );
-          await proxy.cut();
-          for (let i = 0; i < 5; i++) {
-            const begun = performance.now();
-            const res = await api.get('/ping').expect(200);
-            assert.ok(performance.now() - begun < 1000);
-            assert.equal(res.headers['ratelimit-limit'], undefined);
-          }
-          await spawned.waitForLog(started);
-
-          await proxy.restore();
-          await eventually(
-            async () => (await api.get('/ping').expect(200)).headers['ratelimit-limit'] === '600',
-            10_000,
-          );
-          await spawned.waitForLog(ended);
-          assert.equal(spawned.logs().filter(started).length, 1);
-          assert.equal(spawned.logs().filter(ended).length, 1);
-        });
-
-        it('then a Redis that stops answering (no reset, no refusal) costs each request well under a second', async () => {
-          await eventually(
-            async () => (await api.get('/ping').expect(200)).headers['ratelimit-limit'] === '600',
-          );
-          proxy.freeze();
-          for (let i = 0; i < 5; i++) {
-            const begun = performance.now();
-            await api.get('/ping').expect(200);
-            assert.ok(performance.now() - begun < 1000, `took ${performance.now() - begun} ms`);
-          }
-          await proxy.cut();
-          await proxy.restore();
-          await eventually(
-            async () => (await api.get('/ping').expect(200)).headers['ratelimit-limit'] === '600',
-            10_000,
-          );
-        });
+        api = from(spawned.api, freshIp());
       });
+
+      after(async () => {
+        await spawned.stop();
+        await proxy.close();
+        await killLeftovers();
+      });
+
+      const started = (line: { msg?: string }) => line.msg === 'rate limits unreachable: outage started';
+      const ended = (line: { msg?: string }) => line.msg === 'rate limits reachable again: outage ended';
+
+      it('then requests are served fast without RateLimit headers, one log line marks the outage each way, and budgets come back', async () => {
+        await eventually(
+          async () => (await api.get('/ping').expect(200)).headers['ratelimit-limit'] === '600',
+        );
+        await proxy.cut();
+        for (let i = 0; i < 5; i++) {
+          const begun = performance.now();
+          const res = await api.get('/ping').expect(200);
+          assert.ok(performance.now() - begun < 1000);
+          assert.equal(res.headers['ratelimit-limit'], undefined);
+        }
+        await spawned.waitForLog(started);
+
+        await proxy.restore();
+        await eventually(
+          async () => (await api.get('/ping').expect(200)).headers['ratelimit-limit'] === '600',
+          10_000,
+        );
+        await spawned.waitForLog(ended);
+        assert.equal(spawned.logs().filter(started).length, 1);
+        assert.equal(spawned.logs().filter(ended).length, 1);
+      });
+
+      it('then a Redis that stops answering (no reset, no refusal) costs each request well under a second', async () => {
+        await eventually(
+          async () => (await api.get('/ping').expect(200)).headers['ratelimit-limit'] === '600',
+        );
+        proxy.freeze();
+        for (let i = 0; i < 5; i++) {
+          const begun = performance.now();
+          await api.get('/ping').expect(200);
+          assert.ok(performance.now() - begun < 1000, `took ${performance.now() - begun} ms`);
+        }
+        await proxy.cut();
+        await proxy.restore();
+        await eventually(
+          async () => (await api.get('/ping').expect(200)).headers['ratelimit-limit'] === '600',
+          10_000,
+        );
+      });
+    });
   }
 });

@@ -39,3 +39,6 @@ export function clusterTarget(url: string): ClusterTarget | undefined {
   if (!nodes.length) throw new Error('names no cluster node (redis+cluster://host:port,host:port)');
   return { nodes, username, password };
 }
+
+/** True when `url` names a Redis Cluster (sharded pub/sub and hash tags matter then). */
+export const isCluster = (url: string) => clusterTarget(url) !== undefined;

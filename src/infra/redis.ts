@@ -5,7 +5,7 @@ import { DependencyMonitor } from './monitor.js';
 import { clusterTarget } from './redis-url.js';
 
 export type { Redis, Cluster };
-export { clusterTarget, type ClusterTarget } from './redis-url.js';
+export { clusterTarget, isCluster, type ClusterTarget } from './redis-url.js';
 
 /** A single Redis or a Redis Cluster: the same commands, routed by key slot in a cluster. */
 export type RedisClient = Redis | Cluster;
@@ -94,6 +94,3 @@ export function connectRedis(
 export function subscriber(url: string, name: string, logger: Logger): RedisConnection {
   return connectRedis(url, `${name} subscriber`, logger, { sharded: true });
 }
-
-/** True when `url` names a Redis Cluster (sharded pub/sub and hash tags matter then). */
-export const isCluster = (url: string) => clusterTarget(url) !== undefined;

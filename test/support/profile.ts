@@ -1,3 +1,4 @@
+import { isCluster } from '../../src/infra/redis-url.js';
 /**
  * Which backends the tests run on, chosen the way a user chooses them: DATABASE_URL (and later
  * REDIS_URL, AMQP_URL) present → the services profile on those servers; absent → embedded defaults.
@@ -35,3 +36,11 @@ export const testDefaults = {
   BCRYPT_QUEUE_MAX: '100000',
   BCRYPT_PER_CLIENT_MAX: '100000',
 };
+
+/**
+ * A suite that puts a TCP proxy in front of Redis's one address: only on a single Redis (a cluster's
+ * clients follow the addresses its nodes announce, around any proxy).
+ */
+export function describeSingleRedis(title: string, suite: (this: Mocha.Suite) => void): void {
+  if (!env.REDIS_URL || !isCluster(env.REDIS_URL)) describe(title, suite);
+}
