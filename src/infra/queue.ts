@@ -26,6 +26,8 @@ const PUBLISH_TIMEOUT_MS = 2000;
 const CONNECT_WAIT_MS = 1000;
 /** How long close waits for a connection attempt still in flight (one to a broker that is away never ends). */
 const CLOSE_CONNECTING_WAIT_MS = 2000;
+/** How long starting to consume waits for the queue's declaration before it goes on without it. */
+const CONSUME_DECLARE_WAIT_MS = 5000;
 /** How long a job that met a backend outage waits before it goes back on the queue. */
 const OUTAGE_REQUEUE_DELAY_MS = 1000;
 
@@ -216,8 +218,13 @@ class RabbitQueue<T> implements JobQueue<T> {
 
   /** Rejects with QueueMismatchError when the broker refuses the queue's declaration. */
   async consume(handler: JobHandler<T>, prefetch: number): Promise<void> {
-    // The queue's declaration first: a refusal rejects here rather than leave a consumer never started.
-    await Promise.race([this.channel.waitForConnect(), this.refused]);
+    // The queue's declaration first (bounded: with the broker away, the consumer starts and waits
+    // for it as before): a refusal rejects here, so the consumer process stops with the message. A
+    // refusal only met after a later connect is logged once and leaves the queue unused.
+    await Promise.race([
+      withTimeout(this.channel.waitForConnect(), CONSUME_DECLARE_WAIT_MS).catch(() => undefined),
+      this.refused,
+    ]);
     this.consuming = true;
     await this.channel.consume(
       this.queue,
