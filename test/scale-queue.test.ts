@@ -7,6 +7,7 @@ import { DependencyUnavailableError } from '../src/errors.js';
 import { createJobQueue, QueueMismatchError, type JobQueue } from '../src/infra/queue.js';
 import { profile } from './support/profile.js';
 import { Broker, freshQueueName } from './support/search-helpers.js';
+import { killLeftovers, launch } from './support/spawn.js';
 
 interface Job {
   n: number;
@@ -60,6 +61,7 @@ if (profile.services && process.env.AMQP_URL) {
       await Promise.all(open.splice(0).map((queue) => queue.close().catch(() => undefined)));
     });
     after(async () => {
+      await killLeftovers();
       await Broker.deleteQueues(amqpUrl, queues);
     });
 
@@ -156,5 +158,31 @@ if (profile.services && process.env.AMQP_URL) {
         }
       });
     }
+
+    it('when `main.js consumer` is started with SEARCH_QUEUE_TYPE=quorum over a classic queue, then it exits non-zero with the migration message, once', async () => {
+      const queue = queueName();
+      const first = jobQueue(queue, 'classic');
+      await first.publish({ n: 1 });
+      await first.close();
+      const consumer = launch(
+        {
+          DATABASE_URL: process.env.DATABASE_URL,
+          REDIS_URL: process.env.REDIS_URL,
+          AMQP_URL: amqpUrl,
+          SEARCH_QUEUE: queue,
+          SEARCH_QUEUE_TYPE: 'quorum',
+          LOG_LEVEL: 'info',
+        },
+        'consumer',
+      );
+      const exit = await consumer.exited;
+      assert.notEqual(exit.code, 0, consumer.lines.join('\n'));
+      const refusals = consumer
+        .logs()
+        .filter((line) => line.level === 60 && /migrate:/.test(String(line.msg)));
+      assert.equal(refusals.length, 1, consumer.lines.join('\n'));
+      assert.match(String(refusals[0]!.msg), /SEARCH_QUEUE_TYPE=quorum/);
+      assert.equal(consumer.logs().filter((line) => line.msg === 'consumer started').length, 0);
+    });
   });
 }
