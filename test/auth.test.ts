@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+
 import { setTimeout as sleep } from 'node:timers/promises';
+
 import { loadConfig } from '../src/config.js';
-import { sharedApp, startApp, type TestApp } from './support/app.js';
+
+import { appWith, sharedApp, type TestApp } from './support/app.js';
 import { badParameters, createChat, registerAndLogin, unique } from './support/fixtures.js';
 
 const PASSWORD = 'correct horse battery';
@@ -275,19 +278,13 @@ describe('auth', () => {
     });
 
     describe('with SESSION_TTL=1', () => {
-      let shortApp: TestApp;
-      before(async () => {
-        shortApp = await startApp({ SESSION_TTL: '1' });
-      });
-      after(async () => {
-        await shortApp.close();
-      });
+      const shortApp = appWith({ SESSION_TTL: '1' });
 
       it('when a session is older than SESSION_TTL, then it answers 401 session-id-expired', async () => {
-        const user = await registerAndLogin(shortApp.api);
+        const user = await registerAndLogin(shortApp().api);
         await sleep(1200);
-        await shortApp.api
-          .post('/v1/chats')
+        await shortApp()
+          .api.post('/v1/chats')
           .set(user.auth)
           .send({ chat_name: unique('chat') })
           .expect(401, { message: 'session-id-expired' });

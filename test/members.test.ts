@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { sharedApp, startApp, type Api, type TestApp } from './support/app.js';
+import { appWith, sharedApp, startApp, type Api, type TestApp } from './support/app.js';
 import { createChat, join, registerAndLogin, send, type User } from './support/fixtures.js';
 import { profile } from './support/profile.js';
 import { createTask, finished } from './support/search-helpers.js';
@@ -167,29 +167,23 @@ describe('members and leaving', () => {
   });
 
   describe('with AUTH_DISABLED=true', () => {
-    let open: TestApp;
-    before(async () => {
-      open = await startApp({ AUTH_DISABLED: 'true' });
-    });
-    after(async () => {
-      await open.close();
-    });
+    const open = appWith({ AUTH_DISABLED: 'true' });
 
     it('when an anonymous member leaves, then it can no longer post and is no longer listed', async () => {
-      const chat = (await open.api.post('/v1/chats').send({ chat_name: 'open' }).expect(201)).body
+      const chat = (await open().api.post('/v1/chats').send({ chat_name: 'open' }).expect(201)).body
         .chat_id as string;
       const join = async (name: string) =>
-        (await open.api.post(`/v1/chats/${chat}/users`).send({ user_name: name }).expect(201)).body
+        (await open().api.post(`/v1/chats/${chat}/users`).send({ user_name: name }).expect(201)).body
           .user_id as string;
       const [ann, ben] = [await join('Ann'), await join('Ben')];
 
-      await open.api.delete(`/v1/chats/${chat}/users/${ann}`).expect(204);
+      await open().api.delete(`/v1/chats/${chat}/users/${ann}`).expect(204);
 
-      await open.api
-        .post(`/v1/chats/${chat}/messages?user_id=${ann}`)
+      await open()
+        .api.post(`/v1/chats/${chat}/messages?user_id=${ann}`)
         .send({ message: 'still here?' })
         .expect(404, { message: 'user-not-found' });
-      const list = await open.api.get(`/v1/chats/${chat}/users?limit=10`).expect(200);
+      const list = await open().api.get(`/v1/chats/${chat}/users?limit=10`).expect(200);
       assert.deepEqual(
         list.body.users.map((u: ChatMember) => u.user_id),
         [ben],

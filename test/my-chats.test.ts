@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { sharedApp, startApp, type Api, type TestApp } from './support/app.js';
+
+import { appWith, sharedApp, type Api, type TestApp } from './support/app.js';
 import { badParameters, createChat, join, registerAndLogin, send, type User } from './support/fixtures.js';
 
 interface MyChat {
@@ -275,37 +276,31 @@ describe('my chats and read marks', () => {
   });
 
   describe('with AUTH_DISABLED=true', () => {
-    let open: TestApp;
-    before(async () => {
-      open = await startApp({ AUTH_DISABLED: 'true' });
-    });
-    after(async () => {
-      await open.close();
-    });
+    const open = appWith({ AUTH_DISABLED: 'true' });
 
     it('when there is no session, then my chats and read marks answer 401 auth-failed while the rest works', async () => {
-      const chat = await open.api.post('/v1/chats').send({ chat_name: 'open' }).expect(201);
+      const chat = await open().api.post('/v1/chats').send({ chat_name: 'open' }).expect(201);
       const chatId = chat.body.chat_id as string;
       const member = (
-        await open.api.post(`/v1/chats/${chatId}/users`).send({ user_name: 'Anon' }).expect(201)
+        await open().api.post(`/v1/chats/${chatId}/users`).send({ user_name: 'Anon' }).expect(201)
       ).body.user_id as string;
-      const sent = await open.api
-        .post(`/v1/chats/${chatId}/messages?user_id=${member}`)
+      const sent = await open()
+        .api.post(`/v1/chats/${chatId}/messages?user_id=${member}`)
         .send({ message: 'hi' });
-      await open.api.get('/v1/chats?limit=10').expect(401, { message: 'auth-failed' });
-      await open.api
-        .post(`/v1/chats/${chatId}/read`)
+      await open().api.get('/v1/chats?limit=10').expect(401, { message: 'auth-failed' });
+      await open()
+        .api.post(`/v1/chats/${chatId}/read`)
         .send({ message_id: sent.body.message_id })
         .expect(401, { message: 'auth-failed' });
-      const members = await open.api.get(`/v1/chats/${chatId}/users?limit=10`).expect(200);
+      const members = await open().api.get(`/v1/chats/${chatId}/users?limit=10`).expect(200);
       assert.deepEqual(members.body.users, [
         { user_id: member, user_name: 'Anon', read_up_to: null, online: false },
       ]);
     });
 
     it('when a session is given, then my chats lists that user’s chats', async () => {
-      const carol = await registerAndLogin(open.api);
-      assert.deepEqual((await myChats(open.api, carol)).chats, []);
+      const carol = await registerAndLogin(open().api);
+      assert.deepEqual((await myChats(open().api, carol)).chats, []);
     });
   });
 });

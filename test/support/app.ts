@@ -109,3 +109,21 @@ export async function seedSql(app: TestApp, sql: string, bindings: Record<string
     await seeding.destroy();
   }
 }
+
+/**
+ * An app of its own, with these settings, for the enclosing describe: started before its tests,
+ * closed after them. Call the returned function inside a test to get it.
+ */
+export function appWith(env: Record<string, string>): () => TestApp {
+  let app: TestApp | undefined;
+  before(async () => {
+    app = await startApp(env);
+  });
+  after(async () => {
+    await app?.close();
+  });
+  return () => {
+    if (!app) throw new Error('appWith: used outside a test of its describe');
+    return app;
+  };
+}
