@@ -14,28 +14,24 @@ import {
   unique,
   memberOfNewChat,
 } from './support/fixtures.js';
+
 import { profile } from './support/profile.js';
+
 import { Broker, freshQueueName } from './support/search-helpers.js';
+
 import {
   freePort,
   isListening,
   killLeftovers,
   launch,
+  isMigrated,
+  migrated,
   runToExit,
   spawnApi,
   type Launched,
   type LogLine,
-  type SpawnedApi,
 } from './support/spawn.js';
 import { TcpProxy } from './support/tcp-proxy.js';
-
-const isMigrated = (line: LogLine) =>
-  line.msg === 'database migrated' || line.msg === 'database schema up to date';
-
-/** Waits until the schema is in place (until then /v1 answers 503 by design). */
-async function migrated(app: SpawnedApi): Promise<void> {
-  await app.waitForLog(isMigrated, 30_000);
-}
 
 /** Resolves true when something accepts TCP connections on host:port. */
 function accepts(host: string, port: number): Promise<boolean> {

@@ -28,9 +28,12 @@ export class Inbox {
     while (!done(this.frames)) {
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new Error(
-          `timed out waiting for ${what}; got ${JSON.stringify(this.frames.map((f) => [f.type, f.data.text ?? f.data.action ?? '']))}`,
-        );
+        // Compact: texts can be tens of kilobytes; their ends tell which messages came.
+        const seen = this.frames.map((f) => {
+          const text = f.data.text ?? f.data.action ?? '';
+          return `${f.type}:${typeof text === 'string' ? text.slice(-12) : ''}`;
+        });
+        throw new Error(`timed out waiting for ${what}; got ${seen.length} frames: ${seen.join(', ')}`);
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);

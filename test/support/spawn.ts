@@ -264,3 +264,11 @@ export async function eventually(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+export const isMigrated = (line: LogLine) =>
+  line.msg === 'database migrated' || line.msg === 'database schema up to date';
+
+/** Waits until the schema is in place (until then /v1 answers 503 by design). */
+export async function migrated(app: Launched): Promise<void> {
+  await app.waitForLog(isMigrated, 30_000);
+}
