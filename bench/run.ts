@@ -11,6 +11,7 @@ import { SEED_FLAGS, seedArgs } from './lib/seeding.js';
 import { loadSettings, readSettings } from './lib/settings.js';
 import { ceilingPhase } from './phases/ceiling.js';
 import { clientPhase } from './phases/client.js';
+import { eventsPhase } from './phases/events.js';
 import { historyPhase } from './phases/history.js';
 import { Peaks, type Context, type Phase, type Step } from './phases/phase.js';
 import { searchPhase } from './phases/search.js';
@@ -18,7 +19,14 @@ import { sendPhase } from './phases/send.js';
 import { seedPhase } from './phases/seed.js';
 
 /** In report order; a new phase is a file in phases/ and a line here. */
-const ALL_PHASES: Phase[] = [ceilingPhase(), historyPhase(), sendPhase(), searchPhase(), clientPhase()];
+const ALL_PHASES: Phase[] = [
+  ceilingPhase(),
+  historyPhase(),
+  sendPhase(),
+  searchPhase(),
+  clientPhase(),
+  eventsPhase(),
+];
 /** BENCH_PHASES=client,send runs only those (their reports must not need another phase's scenarios). */
 const PHASES = process.env.BENCH_PHASES
   ? ALL_PHASES.filter((phase) => process.env.BENCH_PHASES!.split(',').includes(phase.name))
@@ -44,6 +52,7 @@ Settings (environment):
   BENCH_LOG_LEVEL    the API's LOG_LEVEL (warn)
   BENCH_README       0 leaves README.md's table alone (1)
   BENCH_PHASES       comma list of the phases to run (all)
+  BENCH_EVENTS_STREAMS idle SSE streams the events phase opens on one API (10000)
 `;
 
 const ORDER: ('nothing' | DeploymentKind)[] = ['nothing', 'full', 'uncached'];

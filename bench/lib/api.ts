@@ -43,6 +43,9 @@ function serviceEnv(settings: Settings, port: number, apps: string): NodeJS.Proc
     SEND_RATE_LIMIT_MAX: BUDGET,
     LOGIN_FAIL_LIMIT_MAX: BUDGET,
     SEARCH_QUEUE: 'messenger.search.bench',
+    // Every bench connection comes from 127.0.0.1, and the events phase holds thousands of streams.
+    HTTP_MAX_CONNECTIONS_PER_IP: '0',
+    STREAMS_PER_USER: '10000',
   };
 }
 
@@ -71,6 +74,21 @@ export async function deploy(
   services.push(api);
   await waitFor(api, `${url}${readyPath}`, auth(token)).catch(failed(stop));
   return { kind, url, api, watched: { api: api.pid }, stop };
+}
+
+/** Another API process (every module) on the same Postgres and Redis, ready like `deploy`'s. */
+export async function startApi(
+  settings: Settings,
+  name: string,
+  readyPath: string,
+  token: string,
+): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const api = startService(name, [MAIN_JS, 'api'], serviceEnv(settings, port, 'all'));
+  const stop = () => api.stop();
+  await waitFor(api, `${url}${readyPath}`, auth(token)).catch(failed(stop));
+  return { url, pid: api.pid, stop };
 }
 
 const failed = (stop: () => Promise<void>) => async (error: unknown) => {

@@ -487,7 +487,8 @@ async function seed(db: pg.Pool, options: SeedOptions): Promise<SeedInfo> {
   );
   await refuseForeignData(db, options);
   await db.query(`DELETE FROM bench_seed WHERE key = 'info'`);
-  await db.query('TRUNCATE messages, members, chats, sessions, users');
+  // events too: it references chats (the seeded chats start with no events, event_seq 0).
+  await db.query('TRUNCATE events, messages, members, chats, sessions, users');
   const users = await seedUsers(db, options, random);
   const chatIds = await seedChats(db, options, random, users.ids);
   const authors = await seedMembers(db, options, random, { users, chatIds });

@@ -1,0 +1,476 @@
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { encodePosition } from '../../src/modules/events/cursor.js';
+import { auth, startApi, type Deployment } from '../lib/api.js';
+import { BENCH_DATABASE_URL } from '../lib/db.js';
+import { http as load } from '../lib/load.js';
+import { formatMs, formatRatio, formatRps, type Row, type Target } from '../lib/report.js';
+import { rssMb, sleep } from '../lib/services.js';
+import { Samples, type LatencySummary } from '../lib/stats.js';
+import { httpRow, scenario, type Context, type Phase, type PhaseReport } from './phase.js';
+
+const IDLE_STREAMS = Number(process.env.BENCH_EVENTS_STREAMS ?? 10_000);
+const FANOUT_STREAMS = 1000;
+const FANOUT_RATE = 200;
+const FANOUT_SECONDS = 10;
+const RESUME_EVENTS = 10_000;
+const HOLD_MS = 5000;
+/** Streams opened at once (each open reads the caller's chats). */
+const OPEN_BATCH = 200;
+/** One fan-out stream in this many is parsed and timed; the others are read and discarded (the bench's own CPU). */
+const PROBE_EVERY = 10;
+
+/** An SSE stream the bench reads: each `message` event's text handed to `onMessage`. */
+interface Stream {
+  status: number;
+  close(): void;
+}
+
+function openStream(
+  url: string,
+  headers: Record<string, string>,
+  onMessage?: (text: string) => void,
+): Promise<Stream> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(
+      url,
+      { agent: false, headers: { Accept: 'text/event-stream', ...headers } },
+      (res) => {
+        const stream = { status: res.statusCode ?? 0, close: () => request.destroy() };
+        res.on('error', () => undefined);
+        if (!onMessage) res.resume();
+        else {
+          res.setEncoding('utf8');
+          let buffer = '';
+          res.on('data', (chunk: string) => {
+            buffer += chunk;
+            let end: number;
+            while ((end = buffer.indexOf('\n\n')) >= 0) {
+              const block = buffer.slice(0, end);
+              buffer = buffer.slice(end + 2);
+              if (!block.includes('event: message\n')) continue;
+              const data = /^data: (.*)$/m.exec(block)?.[1];
+              if (data) onMessage((JSON.parse(data) as { text: string }).text);
+            }
+          });
+        }
+        resolve(stream);
+      },
+    );
+    request.on('error', reject);
+  });
+}
+
+/** Opens `count` streams, `OPEN_BATCH` at a time; the i-th from `target(i)`. */
+async function openMany(
+  count: number,
+  target: (i: number) => { url: string; token: string },
+  onMessage?: (text: string) => void,
+): Promise<Stream[]> {
+  const streams: Stream[] = [];
+  for (let start = 0; start < count; start += OPEN_BATCH) {
+    const batch = Array.from({ length: Math.min(OPEN_BATCH, count - start) }, (_, k) => {
+      const { url, token } = target(start + k);
+      return openStream(`${url}/v1/events`, auth(token), onMessage);
+    });
+    streams.push(...(await Promise.all(batch)));
+  }
+  const refused = streams.filter((stream) => stream.status !== 200).length;
+  if (refused) {
+    for (const stream of streams) stream.close();
+    throw new Error(`${refused} of ${count} event streams were refused`);
+  }
+  return streams;
+}
+
+/** `/ping` round trips, `count` of them `gapMs` apart: how long the API's event loop keeps a request waiting. */
+async function pings(url: string, count = 40, gapMs = 50): Promise<LatencySummary> {
+  const samples = new Samples();
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    const response = await fetch(`${url}/ping`);
+    await response.arrayBuffer();
+    samples.add(performance.now() - started);
+    await sleep(gapMs);
+  }
+  return samples.summary();
+}
+
+/** A gauge or counter of the API's /metrics (summed over its labels). */
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) sum += Number(line.split(' ').pop());
+  }
+  return sum;
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+interface Figures {
+  idle?: {
+    streams: number;
+    rssBeforeMb: number;
+    rssOpenMb: number;
+    kbPerStream: number;
+    pingBefore: LatencySummary;
+    pingOpen: LatencySummary;
+    lagBeforeMs: number;
+    lagOpenMs: number;
+    openSeconds: number;
+  };
+  fanout?: {
+    probes: number;
+    failures: number;
+    /** Events the two instances read back from the database for their streams meanwhile (gaps). */
+    replayed: number;
+    members: number;
+    streams: number;
+    sent: number;
+    received: number;
+    expected: number;
+    sendSeconds: number;
+    latency: LatencySummary;
+  };
+  resume?: { events: number; seconds: number; commits: number; replayed: number; batches: number };
+}
+
+const figures: Figures = {};
+
+/** 10,000 idle SSE streams on one API process: its RSS per stream and how long /ping waits. */
+async function idle(ctx: Context, api: Deployment): Promise<void> {
+  const users = ctx.fx.users;
+  const pingBefore = await pings(api.url);
+  const lagBeforeMs = (await metric(api.url, 'nodejs_eventloop_lag_seconds')) * 1000;
+  const rssBeforeMb = rssMb(api.api.pid) ?? 0;
+  const started = performance.now();
+  process.stderr.write(`events: opening ${IDLE_STREAMS} idle SSE streams\n`);
+  const streams = await openMany(IDLE_STREAMS, (i) => ({
+    url: api.url,
+    token: users[i % users.length]!.token,
+  }));
+  const openSeconds = (performance.now() - started) / 1000;
+  try {
+    await sleep(HOLD_MS);
+    const pingOpen = await pings(api.url);
+    const lagOpenMs = (await metric(api.url, 'nodejs_eventloop_lag_seconds')) * 1000;
+    const rssOpenMb = rssMb(api.api.pid) ?? 0;
+    figures.idle = {
+      streams: streams.length,
+      rssBeforeMb,
+      rssOpenMb,
+      kbPerStream: ((rssOpenMb - rssBeforeMb) * 1024) / streams.length,
+      pingBefore,
+      pingOpen,
+      lagBeforeMs,
+      lagOpenMs,
+      openSeconds,
+    };
+  } finally {
+    for (const stream of streams) stream.close();
+  }
+  const deadline = Date.now() + 30_000;
+  while ((await metric(api.url, 'messenger_event_streams_open')) > 0 && Date.now() < deadline)
+    await sleep(200);
+}
+
+/**
+ * 1,000 streams of one chat's members over two API instances (a second one started on the same
+ * Postgres and Redis), 200 messages/s sent for 10 s: send→receive latency; then the send rate
+ * with those streams open against none.
+ */
+async function fanout(ctx: Context, api: Deployment): Promise<void> {
+  const { rows: chats } = await ctx.db.query<{ chat_id: string }>(
+    'SELECT chat_id FROM members WHERE left_at IS NULL GROUP BY chat_id ORDER BY count(*) DESC LIMIT 1',
+  );
+  const chatId = chats[0]!.chat_id;
+  const { rows: members } = await ctx.db.query<{ id: string; user_id: string }>(
+    'SELECT id, user_id FROM members WHERE chat_id = $1 AND left_at IS NULL ORDER BY id LIMIT $2',
+    [chatId, FANOUT_STREAMS],
+  );
+  const tokens = members.map(() => randomBytes(32).toString('base64url'));
+  await ctx.db.query(
+    `INSERT INTO sessions (token_hash, user_id, expires_at)
+     SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[])`,
+    [tokens.map(sha256), members.map((m) => m.user_id), members.map(() => new Date(Date.now() + 3_600_000))],
+  );
+  const second = await startApi(ctx.settings, 'api-2', `/v1/chats/${chatId}/messages?limit=1`, tokens[0]!);
+  const urls = [api.url, second.url];
+  const sentAt = new Map<number, number>();
+  const latency = new Samples();
+  let received = 0;
+  const onMessage = (text: string) => {
+    const match = /^fan-out (\d+)$/.exec(text);
+    const at = match && sentAt.get(Number(match[1]));
+    if (at === undefined || at === null) return;
+    latency.add(performance.now() - at);
+    received++;
+  };
+  let streams: Stream[] = [];
+  try {
+    process.stderr.write(`events: ${FANOUT_STREAMS} streams of ${members.length} members over 2 instances\n`);
+    const probes = await openMany(
+      FANOUT_STREAMS / PROBE_EVERY,
+      (i) => ({ url: urls[i % 2]!, token: tokens[(i * PROBE_EVERY) % tokens.length]! }),
+      onMessage,
+    );
+    const rest = await openMany(FANOUT_STREAMS - probes.length, (i) => ({
+      url: urls[i % 2]!,
+      token: tokens[i % tokens.length]!,
+    }));
+    streams = [...probes, ...rest];
+    const replayedBefore = await Promise.all(
+      urls.map((url) => metric(url, 'messenger_events_replayed_total')),
+    );
+    await sleep(1000);
+    const total = FANOUT_RATE * FANOUT_SECONDS;
+    const sends: Promise<void>[] = [];
+    const failures: string[] = [];
+    const started = performance.now();
+    for (let n = 0; n < total; n++) {
+      const due = started + (n * 1000) / FANOUT_RATE;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      const k = n % members.length;
+      sentAt.set(n, performance.now());
+      sends.push(
+        fetch(`${urls[n % 2]}/v1/chats/${chatId}/messages?user_id=${members[k]!.id}`, {
+          method: 'POST',
+          headers: { ...auth(tokens[k]!), 'Content-Type': 'application/json' },
+          body: JSON.stringify({ message: `fan-out ${n}` }),
+        }).then(
+          async (response) => {
+            const body = await response.text();
+            if (response.status !== 201) failures.push(`${response.status} ${body.slice(0, 200)}`);
+          },
+          (error: unknown) => void failures.push(String(error)),
+        ),
+      );
+    }
+    await Promise.all(sends);
+    const sendSeconds = (performance.now() - started) / 1000;
+    if (failures.length) {
+      ctx.notes.push(`Fan-out: ${failures.length} of ${total} sends failed, first: ${failures[0]}`);
+      process.stderr.write(`events: ${failures.length} sends failed, first: ${failures[0]}\n`);
+    }
+    const expected = (total - failures.length) * probes.length;
+    const deadline = Date.now() + 20_000;
+    while (received < expected && Date.now() < deadline) await sleep(100);
+    const replayedAfter = await Promise.all(
+      urls.map((url) => metric(url, 'messenger_events_replayed_total')),
+    );
+    figures.fanout = {
+      probes: probes.length,
+      failures: failures.length,
+      replayed: replayedAfter[0]! + replayedAfter[1]! - replayedBefore[0]! - replayedBefore[1]!,
+      members: members.length,
+      streams: streams.length,
+      sent: total - failures.length,
+      received,
+      expected,
+      sendSeconds,
+      latency: latency.summary(),
+    };
+    // The send rate with the streams open (each send fanned out to them), then without.
+    const sender = members[0]!;
+    const options = {
+      url: `${api.url}/v1/chats/${chatId}/messages?user_id=${sender.id}`,
+      method: 'POST' as const,
+      headers: { ...auth(tokens[0]!), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ message: 'send rate probe' }),
+    };
+    ctx.measured.sendStreamsOpen = (
+      await load('send, 1,000 streams open', options, ctx.load, api.watched)
+    ).measured;
+    for (const stream of streams.splice(0)) stream.close();
+    await sleep(2000);
+    ctx.measured.sendNoStreams = (
+      await load('send, no streams open', options, ctx.load, api.watched)
+    ).measured;
+  } finally {
+    for (const stream of streams) stream.close();
+    await second.stop();
+    await ctx.db.query('DELETE FROM sessions WHERE token_hash = ANY($1::text[])', [tokens.map(sha256)]);
+  }
+}
+
+/** A stream resuming 10,000 events behind, over 3 chats: time to receive them all, and the database's work. */
+async function resume(ctx: Context, api: Deployment): Promise<void> {
+  const user = ctx.fx.users[1]!;
+  const { rows: mine } = await ctx.db.query<{ id: string; seq: string }>(
+    `SELECT c.id, c.event_seq AS seq FROM members m JOIN chats c ON c.id = m.chat_id
+     WHERE m.user_id = $1 AND m.left_at IS NULL ORDER BY c.id`,
+    [user.id],
+  );
+  const chatIds = mine.slice(0, 3).map((row) => row.id);
+  const since = encodePosition({
+    at: Date.now() / 1000,
+    chats: new Map(mine.map((row) => [row.id, Number(row.seq)])),
+  });
+  // The events as the send writes them (same payload), straight into the log: the replay reads only it.
+  await ctx.db.query(
+    `WITH spread AS (SELECT i, ($1::uuid[])[1 + i % 3] AS chat_id FROM generate_series(0, $2 - 1) AS i),
+          numbered AS (SELECT s.i, s.chat_id, c.event_seq + row_number() OVER (PARTITION BY s.chat_id ORDER BY s.i) AS seq
+                       FROM spread s JOIN chats c ON c.id = s.chat_id),
+          added AS (INSERT INTO events (chat_id, seq, kind, payload)
+                    SELECT n.chat_id, n.seq, 'message', jsonb_build_object(
+                      'chat_id', n.chat_id, 'message_id', gen_random_uuid(), 'user_id', m.id, 'user_name', m.name,
+                      'text', 'resume ' || n.i,
+                      'created_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                    FROM numbered n JOIN members m ON m.chat_id = n.chat_id AND m.user_id = $3
+                    RETURNING chat_id, seq)
+     UPDATE chats c SET event_seq = a.seq FROM (SELECT chat_id, max(seq) AS seq FROM added GROUP BY chat_id) a
+     WHERE c.id = a.chat_id`,
+    [chatIds, RESUME_EVENTS, user.id],
+  );
+  const commits = async () =>
+    Number(
+      (
+        await ctx.db.query<{ n: string }>(
+          'SELECT sum(xact_commit)::bigint AS n FROM pg_stat_database WHERE datname = $1',
+          [new URL(BENCH_DATABASE_URL).pathname.slice(1)],
+        )
+      ).rows[0]!.n,
+    );
+  // pg_stat_database is updated when a backend reports (at most every second or so): settle first.
+  await sleep(1500);
+  const commitsBefore = await commits();
+  const replayedBefore = await metric(api.url, 'messenger_events_replayed_total');
+  let received = 0;
+  let done!: () => void;
+  const all = new Promise<void>((resolve) => (done = resolve));
+  const started = performance.now();
+  const stream = await openStream(
+    `${api.url}/v1/events`,
+    { ...auth(user.token), 'Last-Event-ID': since },
+    (text) => {
+      if (text.startsWith('resume ') && ++received === RESUME_EVENTS) done();
+    },
+  );
+  await Promise.race([all, sleep(60_000)]);
+  const seconds = (performance.now() - started) / 1000;
+  stream.close();
+  const replayed = (await metric(api.url, 'messenger_events_replayed_total')) - replayedBefore;
+  await sleep(1500);
+  const commitsAfter = await commits();
+  if (received < RESUME_EVENTS) throw new Error(`resume: ${received} of ${RESUME_EVENTS} events in 60 s`);
+  figures.resume = {
+    events: received,
+    seconds,
+    // Every transaction of the bench database meanwhile: the stream's, the bench's two reads of the
+    // counter, and whatever the idle consumer and pool did.
+    commits: commitsAfter - commitsBefore,
+    replayed,
+    batches: Math.floor(replayed / 1000) + 1,
+  };
+}
+
+function report(ctx: Context): PhaseReport {
+  const rows: Row[] = [];
+  const targets: Target[] = [];
+  const { idle: i, fanout: f, resume: r } = figures;
+  if (i) {
+    rows.push({
+      scenario: `${i.streams.toLocaleString('en-US')} idle SSE streams, one API: /ping`,
+      p50: i.pingOpen.p50,
+      p95: i.pingOpen.p95,
+      p99: i.pingOpen.p99,
+      rssMb: i.rssOpenMb,
+      ratio: `${i.kbPerStream.toFixed(1)} KB RSS/stream`,
+    });
+    targets.push({
+      target: `${i.streams.toLocaleString('en-US')} idle SSE streams on one API process: RSS per stream, event-loop lag`,
+      measured:
+        `RSS ${Math.round(i.rssBeforeMb)} → ${Math.round(i.rssOpenMb)} MB = ${i.kbPerStream.toFixed(1)} KB/stream; ` +
+        `/ping p50 ${formatMs(i.pingBefore.p50)} → ${formatMs(i.pingOpen.p50)} ms, p99 ${formatMs(i.pingBefore.p99)} → ` +
+        `${formatMs(i.pingOpen.p99)} ms; nodejs_eventloop_lag ${formatMs(i.lagBeforeMs)} → ${formatMs(i.lagOpenMs)} ms`,
+      met: true,
+    });
+  }
+  if (f) {
+    rows.push({
+      scenario: `fan-out: ${FANOUT_RATE} msg/s to ${f.streams} streams, 2 instances (send→receive)`,
+      rps: f.sent / f.sendSeconds,
+      p50: f.latency.p50,
+      p95: f.latency.p95,
+      p99: f.latency.p99,
+      errors: f.expected - f.received,
+      target: 'p99 < 100 ms',
+      met: f.latency.p99 < 100,
+    });
+    targets.push({
+      target: `fan-out to ${f.streams} streams over 2 instances at ${FANOUT_RATE} msg/s: send→receive p99 < 100 ms`,
+      measured:
+        `p50 ${formatMs(f.latency.p50)} ms, p99 ${formatMs(f.latency.p99)} ms; ${f.received.toLocaleString('en-US')} of ` +
+        `${f.expected.toLocaleString('en-US')} deliveries to the ${f.probes} timed streams; ${f.failures} of ` +
+        `${f.sent + f.failures} sends failed; ${f.replayed.toLocaleString('en-US')} events read back from the database by the instances`,
+      met: f.latency.p99 < 100 && f.received === f.expected,
+    });
+    const open = scenario(ctx, 'sendStreamsOpen');
+    const none = scenario(ctx, 'sendNoStreams');
+    const share = open.rps / none.rps;
+    rows.push(
+      httpRow(`send, ${f.streams} streams of the chat open`, open, {
+        ratio: `${formatRatio(share)} no streams`,
+        target: '≥ 0.80× no streams',
+        met: share >= 0.8,
+      }),
+      httpRow('send, no streams open', none),
+    );
+    targets.push({
+      target: `send rate with ${f.streams} streams of the chat open ≥ 80% of with none`,
+      measured: `${formatRps(open.rps)} vs ${formatRps(none.rps)}/s = ${(share * 100).toFixed(0)}%`,
+      met: share >= 0.8,
+    });
+  }
+  if (r) {
+    rows.push({
+      scenario: `resume: ${r.events.toLocaleString('en-US')} missed events, 3 chats`,
+      p50: r.seconds * 1000,
+    });
+    targets.push({
+      target: `resume ${r.events.toLocaleString('en-US')} missed events (Last-Event-ID): time and queries`,
+      measured:
+        `${r.seconds.toFixed(2)} s; ${r.replayed.toLocaleString('en-US')} replayed in ${r.batches} batch reads; ` +
+        `${r.commits} transactions on the bench database meanwhile`,
+      met: true,
+    });
+  }
+  return {
+    rows,
+    targets,
+    notes: [
+      'Events: the bench API runs with HTTP_MAX_CONNECTIONS_PER_IP=0 (no per-IP cap: every stream comes from ' +
+        '127.0.0.1) and STREAMS_PER_USER=10000; the idle streams are spread over the 64 bench users. Event-loop lag: ' +
+        '/ping round trips from the bench (40, 50 ms apart) before and while the streams are open, and prom-client’s ' +
+        'nodejs_eventloop_lag_seconds gauge. RSS per stream: VmRSS delta of the API process after holding them 5 s. ' +
+        'The streams’ memory stays out of the API peak RSS of the other scenarios.',
+      'Fan-out: the chat with most members; 1,000 streams over its members (a member may hold several when the ' +
+        'chat has fewer), alternately on the run’s API and a second API process sharing Postgres and Redis; sends ' +
+        'alternate between the two. Latency: from just before the POST to the event’s arrival on each stream, in ' +
+        'the bench process, on 1 stream in 10 (the other 900 are read and discarded, to spare the bench’s CPU on the ' +
+        'same 2 cores). The send-rate pair: one sender ' +
+        `on the first instance, ${ctx.settings.connections} connections, with the 1,000 streams open, then closed.`,
+      'Resume: 10,000 message events written straight into the event log of 3 of a user’s chats (the payload the ' +
+        'send writes), then a stream opened with a Last-Event-ID from before them. Batch reads = replayed / 1,000 ' +
+        '(the replay batch) + 1; transactions = the xact_commit delta of pg_stat_database for the bench database, ' +
+        'which includes the stream’s own opening reads (session, chats) and anything else on that database.',
+    ],
+    json: { events: figures },
+  };
+}
+
+/** Issue 12's real-time event benchmarks: idle streams, fan-out over two instances, resume. */
+export function eventsPhase(): Phase {
+  return {
+    name: 'events',
+    steps: [
+      { needs: 'full', run: idle },
+      { needs: 'full', run: fanout },
+      { needs: 'full', run: resume },
+    ],
+    report,
+  };
+}
