@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { openSse, openWs } from './support/events.js';
 import { registerAndLogin } from './support/fixtures.js';
-import { killLeftovers, spawnApi } from './support/spawn.js';
+import { eventually, killLeftovers, spawnApi } from './support/spawn.js';
 
 describe('real-time events in the api process', function () {
   this.timeout(90_000);
@@ -9,6 +9,8 @@ describe('real-time events in the api process', function () {
 
   it('when SIGTERM arrives with streams open, then SSE gets the retry hint, the WebSocket closes with 1001 and the process exits 0 without waiting out SHUTDOWN_TIMEOUT_MS', async () => {
     const app = await spawnApi({ SHUTDOWN_TIMEOUT_MS: '60000' });
+    // "listening" comes before the schema check ends; /v1 answers 503 until /ready says 200.
+    await eventually(async () => (await app.api.get('/ready')).status === 200, 20_000);
     const bob = await registerAndLogin(app.api);
     const sse = await openSse(`${app.url}/v1/events`, bob.auth);
     const ws = await openWs(`${app.url}/v1/ws`, bob.auth);
