@@ -14,7 +14,7 @@ API_REPLICAS ?= 1
 CONSUMER_REPLICAS ?= 1
 EMBEDDED := env -u DATABASE_URL -u POSTGRES_HOSTS -u POSTGRES_HOST -u REDIS_URL -u AMQP_URL
 
-.PHONY: help install build dev start consumer migrate test test-services bench lint format clean prod prod-down check-delivery image-check
+.PHONY: help install build dev start consumer migrate test test-services test-scale bench lint format clean prod prod-down check-delivery image-check
 
 help: ## List the targets (coloured on a terminal, plain text when piped or with NO_COLOR)
 	@if [ -t 1 ] && [ -z "$${NO_COLOR:-}" ]; then on='\033[36m'; off='\033[0m'; else on=; off=; fi; \
@@ -47,6 +47,14 @@ test: $(NPM_STAMP) ## Run the tests on embedded defaults (no services needed), w
 
 test-services: $(NPM_STAMP) ## Run the tests against real Postgres, Redis and RabbitMQ (SERVICES_*_URL)
 	DATABASE_URL=$(SERVICES_DATABASE_URL) REDIS_URL=$(SERVICES_REDIS_URL) AMQP_URL=$(SERVICES_AMQP_URL) npm test
+
+# The suites that exercise what scales out: caches, budgets, search results and events on a Redis
+# Cluster, history and search on a primary with a streaming replica, search jobs on a quorum queue.
+SCALE_SUITES := test/scale-*.test.ts test/cache.test.ts test/throttling.test.ts test/search.test.ts \
+	test/search-jobs.test.ts test/search-outages.test.ts test/search-abuse.test.ts test/history.test.ts test/messages-send.test.ts
+test-scale: $(NPM_STAMP) ## Scale-out tests: throwaway Redis Cluster + Postgres primary/replica (scripts/scale-servers.sh), quorum queue on SERVICES_AMQP_URL
+	scripts/scale-servers.sh -- env AMQP_URL=$(SERVICES_AMQP_URL) SEARCH_QUEUE_TYPE=quorum bash -c \
+	  'DATABASE_URL=$$SCALE_DATABASE_URL DATABASE_REPLICA_URLS=$$SCALE_REPLICA_URL REDIS_URL=$$SCALE_REDIS_URL npx mocha $(SCALE_SUITES)'
 
 bench: $(NPM_STAMP) build ## Benchmark the built API on local Postgres, Redis, RabbitMQ (seeds 1M messages once) → bench/results/latest.md
 	npm run bench

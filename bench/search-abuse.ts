@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { seedSql, startApp, type TestApp } from '../test/support/app.js';
 import { createChat, join, registerAndLogin, send, unique, type User } from '../test/support/fixtures.js';
-import { redisInspector } from '../test/support/search-helpers.js';
+import { hitsKey, redisInspector, taskKey, userIdOf } from '../test/support/search-helpers.js';
 
 const HOG_OUTSTANDING = 16;
 const VICTIM_SEARCHES = 12;
@@ -100,11 +100,12 @@ async function main(): Promise<void> {
     ).total;
     if (app.config.redisUrl) {
       const redis = redisInspector(app.config.redisUrl);
-      const keys = [`search:task:${taskId}`, `search:hits:${taskId}`];
+      const owner = await userIdOf(app, victim);
+      const keys = [taskKey(owner, taskId), hitsKey(owner, taskId)];
       const sizes = await Promise.all(keys.map((key) => redis.memory('USAGE', key)));
       process.stdout.write(
         `bytes held for one search of ${total} hits (4000-char texts): ${keys
-          .map((key, i) => `${key.split(':')[1]} ${sizes[i] ?? 0}`)
+          .map((key, i) => `${key.split(':')[2]} ${sizes[i] ?? 0}`)
           .join(', ')}; total ${sizes.reduce<number>((sum, size) => sum + (size ?? 0), 0)}\n`,
       );
       redis.disconnect();

@@ -98,7 +98,7 @@ async function buildModules(
         }),
       )
     : undefined;
-  const chats = createChatsService(context.db.knex, {
+  const chats = createChatsService(context.db, {
     memberships: caches?.memberships,
     joined: history && ((chatId) => history.invalidate(chatId)),
     events: events?.publisher,

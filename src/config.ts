@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { projectRoot } from './infra/paths.js';
+import { clusterTarget } from './infra/redis-url.js';
 
 export const ALL_MODULES = [
   'health',
@@ -40,6 +41,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   migrateOnStart: boolean;
   database: DatabaseConfig;
+  /** Streaming replicas for reads that may lag (history pages, chat lists, search jobs). */
+  replicas: { urls: string[]; waitMs: number };
   db: { poolMax: number; connectTimeoutMs: number; queryTimeoutMs: number; statementTimeoutMs: number };
   redisUrl?: string;
   amqpUrl?: string;
@@ -91,8 +94,15 @@ export interface Config {
     maxTerms: number;
     /** Bytes the in-process result store (no REDIS_URL) may hold, results and reservations. */
     storeMaxBytes: number;
+    /** quorum: replicated, with a delivery limit; classic: what existing deployments declared. */
+    queueType: QueueType;
+    /** Deliveries of one job (quorum queues) before it is dead-lettered: a job that kills its consumer. */
+    deliveryLimit: number;
   };
 }
+
+export const QUEUE_TYPES = ['classic', 'quorum'] as const;
+export type QueueType = (typeof QUEUE_TYPES)[number];
 
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -150,6 +160,31 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
     throw new ConfigError(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`);
   }
   return raw;
+}
+
+/** A redis:// or rediss:// URL, or a cluster's node list (redis+cluster://host:port,host:port). */
+function redisUrl(env: Env): string | undefined {
+  const raw = present(env, 'REDIS_URL');
+  if (raw === undefined) return undefined;
+  let cluster;
+  try {
+    cluster = clusterTarget(raw);
+  } catch (error) {
+    throw new ConfigError(`REDIS_URL ${(error as Error).message}`);
+  }
+  return cluster ? raw : url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+}
+
+function replicaUrls(env: Env): string[] {
+  const raw = present(env, 'DATABASE_REPLICA_URLS');
+  if (raw === undefined) return [];
+  return raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)
+    .map((item) =>
+      url({ DATABASE_REPLICA_URLS: item }, 'DATABASE_REPLICA_URLS', ['postgres:', 'postgresql:'])!,
+    );
 }
 
 function modules(env: Env): ModuleName[] {
@@ -219,13 +254,17 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     migrateOnStart: boolean(env, 'MIGRATE_ON_START', true),
     database: database(env),
+    replicas: {
+      urls: replicaUrls(env),
+      waitMs: integer(env, 'DATABASE_REPLICA_WAIT_MS', 100, 0, 10_000),
+    },
     db: {
       poolMax: integer(env, 'DB_POOL_MAX', 10, 1, 1000),
       connectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', 800, 50, 60_000),
       queryTimeoutMs: integer(env, 'DB_QUERY_TIMEOUT_MS', 900, 50, 3_600_000),
       statementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 10_000, 100, 3_600_000),
     },
-    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    redisUrl: redisUrl(env),
     amqpUrl: url(env, 'AMQP_URL', ['amqp:', 'amqps:']),
     cache: {
       ttlSeconds: integer(env, 'CACHE_TTL', 60, 1, 86_400),
@@ -265,10 +304,17 @@ export function loadConfig(env: Env = process.env): Config {
       maxStoredTasks: integer(env, 'SEARCH_MAX_STORED_TASKS', 30, 1, 100_000),
       maxTerms: integer(env, 'SEARCH_MAX_TERMS', 16, 1, 1000),
       storeMaxBytes: integer(env, 'SEARCH_STORE_MAX_BYTES', 67_108_864, 65_536, 17_179_869_184),
+      queueType: oneOf(env, 'SEARCH_QUEUE_TYPE', QUEUE_TYPES, 'classic'),
+      deliveryLimit: integer(env, 'SEARCH_DELIVERY_LIMIT', 20, 1, 1_000_000),
     },
   };
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
     throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS must not be above HTTP_REQUEST_TIMEOUT_MS');
+  }
+  if (config.replicas.urls.length && config.database.kind === 'embedded') {
+    throw new ConfigError(
+      'DATABASE_REPLICA_URLS is set but no primary is: set DATABASE_URL or POSTGRES_HOSTS too',
+    );
   }
   if (config.amqpUrl && !config.redisUrl) {
     throw new ConfigError(

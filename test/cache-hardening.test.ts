@@ -37,7 +37,7 @@ function cacheOf(app: TestApp): CacheModule {
 }
 
 /** The history pages of a chat the cache holds. */
-const pagesHeld = (app: TestApp, chatId: string) => cacheOf(app).held(`history:page:${chatId}`);
+const pagesHeld = (app: TestApp, chatId: string) => cacheOf(app).held(`history:page:{${chatId}}`);
 
 describe('cache hardening', () => {
   let app: TestApp;

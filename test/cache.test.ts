@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Response } from 'supertest';
 import { sharedApp, startApp, type Api, type TestApp } from './support/app.js';
 import { join, registerAndLogin, send, unique, type User, memberOfNewChat } from './support/fixtures.js';
-import { profile } from './support/profile.js';
+import { describeSingleRedis, profile } from './support/profile.js';
 import { eventually, killLeftovers, spawnApi, type LogLine, type SpawnedApi } from './support/spawn.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
@@ -203,7 +203,7 @@ describe('cache', () => {
       });
     });
 
-    describe('when Redis goes away', function () {
+    describeSingleRedis('when Redis goes away', function () {
       this.timeout(60_000);
       const target = new URL(redisUrl);
       const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });

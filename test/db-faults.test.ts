@@ -236,7 +236,7 @@ if (profile.services) {
       await eventually(() => Promise.resolve(ended || db.monitor.isDown), 20_000);
       proxy.thaw();
       await running.catch(() => undefined);
-      const task = await results.get(taskId);
+      const task = await results.get(taskId, userId);
       return task?.status === 'FAILED' ? `FAILED ${task.error}` : task?.status;
     }
 

@@ -5,7 +5,14 @@ import { createJobQueue } from '../src/infra/queue.js';
 import { seedSql, startApp, type TestApp } from './support/app.js';
 import { badParameters, createChat, join, registerAndLogin, unique, type User } from './support/fixtures.js';
 import { profile } from './support/profile.js';
-import { createTask, finished, hitsKey, redisInspector, taskKey } from './support/search-helpers.js';
+import {
+  createTask,
+  finished,
+  hitsKey,
+  redisInspector,
+  taskKey,
+  userIdOf,
+} from './support/search-helpers.js';
 
 /** An app whose search jobs are never run: its tasks stay WAITING (unfinished). */
 async function appWithoutWorker(env: Record<string, string> = {}): Promise<TestApp> {
@@ -75,10 +82,11 @@ describe('search abuse limits', () => {
     if (app.config.redisUrl) {
       // ~4 MB of text found; the task keeps 1000 ids: 5.2 MB held before ids-only storage.
       const redis = redisInspector(app.config.redisUrl);
+      const owner = await userIdOf(app, user);
       try {
         const bytes =
-          ((await redis.memory('USAGE', taskKey(taskId))) ?? 0) +
-          ((await redis.memory('USAGE', hitsKey(taskId))) ?? 0);
+          ((await redis.memory('USAGE', taskKey(owner, taskId))) ?? 0) +
+          ((await redis.memory('USAGE', hitsKey(owner, taskId))) ?? 0);
         assert.ok(bytes < 64 * 1024, `the task holds ${bytes} bytes in Redis`);
       } finally {
         redis.disconnect();
@@ -103,10 +111,11 @@ describe('search abuse limits', () => {
       const gone = await createTask(app, user, { message: 'first query' });
       expectLimited(await app.api.post('/v1/chats/search').set(user.auth).send({ message: 'second query' }));
       const redis = redisInspector(app.config.redisUrl!);
+      const owner = await userIdOf(app, user);
       try {
-        await redis.hset(taskKey(gone), 'status', 'SUCCESS', 'total', 0);
+        await redis.hset(taskKey(owner, gone), 'status', 'SUCCESS', 'total', 0);
         const finishedElsewhere = await createTask(app, user, { message: 'second query' });
-        await redis.del(taskKey(finishedElsewhere));
+        await redis.del(taskKey(owner, finishedElsewhere));
       } finally {
         redis.disconnect();
       }

@@ -17,7 +17,15 @@ import {
   memberOfNewChat,
 } from './support/fixtures.js';
 
-import { Broker, createTask, finished, hitsKey, storedHits, taskKey } from './support/search-helpers.js';
+import {
+  Broker,
+  createTask,
+  finished,
+  hitsKey,
+  storedHits,
+  taskKey,
+  userIdOf,
+} from './support/search-helpers.js';
 
 import { eventually, launch, type Launched } from './support/spawn.js';
 
@@ -44,6 +52,7 @@ resilienceSuite(
       let app: TestApp;
       let broker: Broker;
       let user: User;
+      let owner: string;
       let chatId: string;
       let worker: Launched | undefined;
       let consumer: Consumer | undefined;
@@ -53,6 +62,7 @@ resilienceSuite(
         app = await startApp(env, { consumer: false });
         broker = await Broker.connect(amqpUrl);
         user = await registerAndLogin(app.api);
+        owner = await userIdOf(app, user);
         chatId = await createChat(app.api, user);
         const memberId = await join(app.api, user, chatId);
         // One bulk INSERT: nine in ten messages hold the searched words, the rest only the tag.
@@ -84,14 +94,14 @@ resilienceSuite(
 
       it('when a consumer is SIGKILLed with the job IN_PROCESS, then a new consumer finishes it: same total as a direct count, no duplicates', async () => {
         const taskId = await createTask(app, user, { message: `${tag} needle`, chat_id: chatId });
-        assert.equal(await redis.hget(taskKey(taskId), 'status'), 'WAITING');
+        assert.equal(await redis.hget(taskKey(owner, taskId), 'status'), 'WAITING');
 
         worker = launch(env, 'consumer');
         await worker.waitForLog((line) => line.msg === 'consumer started', 30_000);
         // Poll the task hash every 5 ms: the kill comes as soon as the consumer has marked it.
         const polling = performance.now();
         await eventually(
-          async () => (await redis.hget(taskKey(taskId), 'status')) === 'IN_PROCESS',
+          async () => (await redis.hget(taskKey(owner, taskId), 'status')) === 'IN_PROCESS',
           30_000,
           5,
         );
@@ -105,11 +115,11 @@ resilienceSuite(
 
         // Caught in the middle: nothing stored, the task still IN_PROCESS, the unacked job back on the queue.
         assert.equal(
-          await redis.hget(taskKey(taskId), 'status'),
+          await redis.hget(taskKey(owner, taskId), 'status'),
           'IN_PROCESS',
           'the job finished before the kill',
         );
-        assert.equal(await redis.exists(hitsKey(taskId)), 0);
+        assert.equal(await redis.exists(hitsKey(owner, taskId)), 0);
         await eventually(async () => (await broker.depth(queue)) === 1, 10_000);
 
         const [{ count }] = (
@@ -130,8 +140,8 @@ resilienceSuite(
         );
         assert.deepEqual(status, { status: 'SUCCESS', total: expected });
 
-        assert.equal(await redis.llen(hitsKey(taskId)), expected);
-        const hits = await storedHits(redis, taskId);
+        assert.equal(await redis.llen(hitsKey(owner, taskId)), expected);
+        const hits = await storedHits(redis, owner, taskId);
         assert.equal(new Set(hits.map((hit) => hit.messageId)).size, expected, 'duplicate results');
         assert.equal(await broker.depth(queue), 0);
         assert.equal(await broker.depth(`${queue}.dead`), 0);
@@ -168,6 +178,7 @@ resilienceSuite(
           await send(app.api, user, chatId, memberId, `${tag} not this one`);
 
           const taskId = await createTask(app, user, { message: `${tag} twice` });
+          const owner = await userIdOf(app, user);
           // The job exactly as the API published it, taken off the queue and put back twice.
           const job = await broker.take(queue);
           assert.ok(job);
@@ -180,19 +191,22 @@ resilienceSuite(
           consumer = await startConsumer(app.config, silent());
           assert.deepEqual(await finished(app, user, taskId), { status: 'SUCCESS', total: 3 });
           await eventually(async () => (await broker.depth(queue)) === 0);
-          assert.equal(await redis.llen(hitsKey(taskId)), 3);
-          assert.equal(new Set((await storedHits(redis, taskId)).map((hit) => hit.messageId)).size, 3);
+          assert.equal(await redis.llen(hitsKey(owner, taskId)), 3);
+          assert.equal(new Set((await storedHits(redis, owner, taskId)).map((hit) => hit.messageId)).size, 3);
 
           // A late redelivery of a finished task is acked without touching it (its expiry is not renewed).
-          const ttlBefore = await redis.pttl(taskKey(taskId));
+          const ttlBefore = await redis.pttl(taskKey(owner, taskId));
           await sleep(200);
           await broker.publish(queue, job);
           await consumer.stop();
           consumer = undefined;
           assert.equal(await broker.depth(queue), 0, 'every copy was acked');
           assert.equal(await broker.depth(`${queue}.dead`), 0);
-          assert.ok((await redis.pttl(taskKey(taskId))) < ttlBefore, 'the finished task was written again');
-          assert.equal(await redis.llen(hitsKey(taskId)), 3);
+          assert.ok(
+            (await redis.pttl(taskKey(owner, taskId))) < ttlBefore,
+            'the finished task was written again',
+          );
+          assert.equal(await redis.llen(hitsKey(owner, taskId)), 3);
           const page = await app.api
             .get(`/v1/chats/search/${taskId}/messages?limit=10`)
             .set(user.auth)
@@ -239,12 +253,14 @@ resilienceSuite(
       let app: TestApp;
       let expiring: TestApp;
       let alice: User;
+      let aliceId: string;
       let bob: User;
 
       before(async () => {
         app = await startApp({ SEARCH_QUEUE: queue });
         expiring = await startApp({ SEARCH_QUEUE: queueName(), SEARCH_RESULT_TTL: '1' });
         alice = await registerAndLogin(app.api);
+        aliceId = await userIdOf(app, alice);
         bob = await registerAndLogin(app.api);
         const chatId = await createChat(app.api, alice);
         const memberId = await join(app.api, alice, chatId);
@@ -290,7 +306,7 @@ resilienceSuite(
         await expiring.api.get(`/v1/chats/search/${taskId}/messages?limit=10`).set(alice.auth).expect(200);
         await sleep(1_500);
         await Promise.all(notFound(expiring.api, alice, taskId));
-        assert.equal(await redis.exists(taskKey(taskId), hitsKey(taskId)), 0);
+        assert.equal(await redis.exists(taskKey(aliceId, taskId), hitsKey(aliceId, taskId)), 0);
       });
     });
   },

@@ -7,13 +7,14 @@ import { startApp, type TestApp } from './support/app.js';
 
 import { registerAndLogin, send, unique, type User, memberOfNewChat } from './support/fixtures.js';
 
-import { Broker, createTask, finished, taskKey, timed } from './support/search-helpers.js';
+import { Broker, createTask, finished, taskKey, timed, userIdOf } from './support/search-helpers.js';
 
 import { eventually } from './support/spawn.js';
 
 import { TcpProxy } from './support/tcp-proxy.js';
 
 import { resilienceSuite, silent } from './support/resilience.js';
+import { describeSingleRedis } from './support/profile.js';
 
 /** An outage must be answered with a 503, not a hang (publish waits ≤ 1 s for the broker, then a 2 s confirm timeout). */
 const FAST_MS = 3_000;
@@ -139,7 +140,7 @@ resilienceSuite(
         assert.deepEqual(totals, [1, 2, 2, 2]);
       });
     });
-    describe('Redis cut off (TCP proxy in front of it)', () => {
+    describeSingleRedis('Redis cut off (TCP proxy in front of it)', () => {
       const target = new URL(redisUrl);
       const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
       const tag = freshTag('zr');
@@ -240,7 +241,7 @@ resilienceSuite(
           // The consumer takes the job at once and cannot mark it; a couple of seconds of outage.
           await sleep(2_000);
           assert.equal(await broker.depth(`${queue}.dead`), 0, 'the job was dead-lettered during the outage');
-          assert.equal(await redis.hget(taskKey(taskId), 'status'), 'WAITING');
+          assert.equal(await redis.hget(taskKey(await userIdOf(idle, user), taskId), 'status'), 'WAITING');
 
           await proxy.restore();
           const restoredAt = performance.now();

@@ -5,7 +5,7 @@ import { ExpiringMap } from '../src/infra/cache.js';
 import { MemoryCounter } from '../src/modules/throttling/counter.js';
 import { startApp, type Api, type TestApp } from './support/app.js';
 import { registerAndLogin, send, memberOfNewChat } from './support/fixtures.js';
-import { profile } from './support/profile.js';
+import { describeSingleRedis, profile } from './support/profile.js';
 import { eventually, killLeftovers, spawnApi, type SpawnedApi } from './support/spawn.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
@@ -422,7 +422,7 @@ describe('throttling', () => {
       assertTooManyRequests(await login(a.api), 900);
     });
 
-    describe('when Redis goes away', function () {
+    describeSingleRedis('when Redis goes away', function () {
       this.timeout(60_000);
       const target = new URL(redisUrl);
       const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });

@@ -1,10 +1,11 @@
-import { createClient, createKeyv } from '@keyv/redis';
+import KeyvRedis, { createClient, createCluster } from '@keyv/redis';
 import { createCache, type Cache as CacheManager } from 'cache-manager';
 import { Keyv } from 'keyv';
 import { DependencyUnavailableError } from '../errors.js';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
 import { Breaker } from './breaker.js';
+import { clusterTarget } from './redis.js';
 
 /**
  * A shared key-value cache: Redis when REDIS_URL is set (every instance sees the same entries), else
@@ -39,6 +40,7 @@ export function entryBytes(key: string, value: unknown): number {
   return ENTRY_OVERHEAD_BYTES + 2 * (key.length + (typeof value === 'string' ? value.length : 8));
 }
 const SWEEP_EVERY_MS = 10_000;
+const NAMESPACE = 'messenger:cache';
 
 /**
  * A Map that forgets, for in-memory stores that must not grow without bound: entries past their
@@ -234,6 +236,14 @@ function memoryCache(logger: Logger): CacheStore {
   );
 }
 
+const SOCKET = {
+  connectTimeout: 1000,
+  reconnectStrategy: (retries: number) => Math.min((retries + 1) * 200, 2000),
+};
+
+const singleClient = (url: string) =>
+  createClient({ url, name: 'messenger-cache', disableOfflineQueue: true, socket: SOCKET });
+
 function redisCache(url: string, logger: Logger): CacheStore {
   const monitor = new DependencyMonitor('cache', logger);
   // Our own client: no offline queue (a command while disconnected fails at once) and reconnection
@@ -241,16 +251,24 @@ function redisCache(url: string, logger: Logger): CacheStore {
   // why this is not createKeyvNonBlocking, whose failed SET looks like a successful one, and why
   // cache-manager's nonBlocking (fire-and-forget writes) is off: an invalidation has to be known
   // to have happened before the request that caused it is answered.
-  const client = createClient({
-    url,
-    name: 'messenger-cache',
-    disableOfflineQueue: true,
-    socket: { connectTimeout: 1000, reconnectStrategy: (retries) => Math.min((retries + 1) * 200, 2000) },
-  });
-  const keyv = createKeyv(client, {
-    namespace: 'messenger:cache',
-    throwOnErrors: true,
-  });
+  // A redis+cluster:// URL: node-redis's cluster client (keyv then splits multi-key reads by slot;
+  // keys read together carry one hash tag, so such a read stays one round trip to one node).
+  const cluster = clusterTarget(url);
+  const client = cluster
+    ? createCluster({
+        rootNodes: cluster.nodes.map(({ host, port }) => ({ socket: { host, port } })),
+        defaults: {
+          name: 'messenger-cache',
+          username: cluster.username,
+          password: cluster.password,
+          disableOfflineQueue: true,
+          socket: SOCKET,
+        },
+      })
+    : singleClient(url);
+  // What createKeyv does, with a client of either kind (its types take a single client only).
+  const adapter = new KeyvRedis(client, { namespace: NAMESPACE, throwOnErrors: true });
+  const keyv = new Keyv(adapter, { namespace: NAMESPACE, useKeyPrefix: false, throwOnErrors: true });
   // Once closing, a connection attempt failing under the close is how closing looks, not an outage.
   let closing = false;
   const failed = (error: unknown) => {
@@ -262,23 +280,37 @@ function redisCache(url: string, logger: Logger): CacheStore {
   client.on('error', failed);
   const disconnect = async () => {
     closing = true;
-    if (client.isReady) await client.close().catch(() => client.destroy());
+    if ('masters' in client) {
+      if (client.isOpen) await client.close().catch(() => client.destroy());
+    } else if (client.isReady) await client.close().catch(() => client.destroy());
     else if (client.isOpen) client.destroy();
   };
-  const measure = async (fragment: string) => {
+  const pattern = (fragment: string) => `*${fragment.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  const measureNode = async (node: ReturnType<typeof singleClient>, fragment: string) => {
     let keys = 0;
     let bytes = 0;
-    const pattern = `*${fragment.replace(/[*?[\]\\]/g, '\\$&')}*`;
-    for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 1000 })) {
+    for await (const batch of node.scanIterator({ MATCH: pattern(fragment), COUNT: 1000 })) {
       for (const key of batch) {
         keys += 1;
-        bytes += (await client.memoryUsage(key)) ?? 0;
+        bytes += (await node.memoryUsage(key)) ?? 0;
       }
     }
     return { keys, bytes };
   };
+  // On a cluster, every master holds a share of the keys: the sum over the masters.
+  const measure = async (fragment: string) => {
+    if (!('masters' in client)) return measureNode(client, fragment);
+    const totals = { keys: 0, bytes: 0 };
+    for (const master of client.masters) {
+      const counted = await measureNode(await client.nodeClient(master), fragment);
+      totals.keys += counted.keys;
+      totals.bytes += counted.bytes;
+    }
+    return totals;
+  };
   const store = new GuardedCache('redis', createCache({ stores: [keyv] }), monitor, disconnect, measure);
-  client.on('ready', () => {
+  // A single client says 'ready'; the cluster client 'connect' once it knows the slots.
+  client.on(cluster ? 'connect' : 'ready', () => {
     monitor.up();
     store.replayKept();
   });

@@ -13,7 +13,16 @@ import './tables.js';
 export type { Knex };
 
 export interface Database {
+  /** The primary: every write, and every read that must not lag. */
   knex: Knex;
+  /**
+   * Runs a read that a streaming replica may serve: on a replica that has replayed everything the
+   * primary had committed when the read began (waiting DATABASE_REPLICA_WAIT_MS at most), else on
+   * the primary. A replica that fails or lags costs latency, never a failed read.
+   */
+  read: <T>(query: (knex: Knex) => Promise<T>) => Promise<T>;
+  /** Reads served so far, by where: what shows that replicas take the load. */
+  readonly reads: { primary: number; replica: number };
   kind: 'embedded' | 'postgres';
   monitor: DependencyMonitor;
   /** True when the error means "the database cannot be reached", as opposed to a bad query. */
@@ -202,6 +211,107 @@ function pgClient(settings: Knex.PgConnectionConfig, queryTimeoutMs: number | un
   };
 }
 
+/** A WAL position (`16/B374D848`) as a number that compares. */
+function lsn(text: string): bigint {
+  const [high = '0', low = '0'] = text.split('/');
+  return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
+}
+
+const QUERY_CANCELED = '57014';
+
+/** How long a replica that failed is left alone before it is tried again. */
+const REPLICA_REST_MS = 2000;
+const REPLAY_POLL_MS = 10;
+
+interface Replica {
+  knex: Knex;
+  monitor: DependencyMonitor;
+  /** The furthest replay position seen: a target at or below it needs no question to the replica. */
+  replayed: bigint;
+  restUntil: number;
+}
+
+/**
+ * Read routing over streaming replicas. The target of a read is the primary's WAL insert position
+ * when it starts (one cheap query, no table touched; the insert position, not the write position:
+ * with synchronous_commit off a commit is acknowledged before its WAL is written): a replica that has replayed that far holds every
+ * commit that preceded the read, the caller's own and everyone else's, so what it answers (and what
+ * the cache keeps of it) is never behind what the primary would have answered at that moment.
+ */
+class ReplicaReads {
+  private next = 0;
+  readonly counts = { primary: 0, replica: 0 };
+
+  constructor(
+    private readonly primary: Knex,
+    private readonly replicas: Replica[],
+    private readonly waitMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  async read<T>(query: (knex: Knex) => Promise<T>): Promise<T> {
+    const replica = this.pick();
+    if (replica) {
+      const { rows } = await this.primary.raw<{ rows: { lsn: string }[] }>(
+        'SELECT pg_current_wal_insert_lsn()::text AS lsn',
+      );
+      try {
+        if (await this.caughtUp(replica, lsn(rows[0]!.lsn))) {
+          const result = await query(replica.knex);
+          replica.monitor.up();
+          this.counts.replica++;
+          return result;
+        }
+      } catch (error) {
+        // A statement past its statement_timeout would be as slow on the primary: the caller's answer.
+        if ((error as { code?: unknown }).code === QUERY_CANCELED) throw error;
+        // Whatever else the replica's failure (gone, too slow, a query cancelled by a recovery conflict),
+        // the primary answers instead; a connection failure rests the replica for a while.
+        if (isConnectionError(error)) {
+          replica.restUntil = Date.now() + REPLICA_REST_MS;
+          replica.monitor.down(error);
+        } else {
+          this.logger.warn({ err: error }, 'replica read failed: read from the primary');
+        }
+      }
+    }
+    const result = await query(this.primary);
+    this.counts.primary++;
+    return result;
+  }
+
+  /** The next replica in turn that is not resting. */
+  private pick(): Replica | undefined {
+    const now = Date.now();
+    for (let i = 0; i < this.replicas.length; i++) {
+      const replica = this.replicas[(this.next + i) % this.replicas.length]!;
+      if (replica.restUntil <= now) {
+        this.next = (this.next + i + 1) % this.replicas.length;
+        return replica;
+      }
+    }
+    return undefined;
+  }
+
+  /** True once the replica has replayed `target`; false when it is still behind after the wait. */
+  private async caughtUp(replica: Replica, target: bigint): Promise<boolean> {
+    const deadline = Date.now() + this.waitMs;
+    while (replica.replayed < target) {
+      const { rows } = await replica.knex.raw<{ rows: { lsn: string | null }[] }>(
+        'SELECT pg_last_wal_replay_lsn()::text AS lsn',
+      );
+      const replayed = rows[0]?.lsn;
+      // Not in recovery: a server that takes writes itself is never behind.
+      if (replayed == null) return true;
+      replica.replayed = lsn(replayed) > replica.replayed ? lsn(replayed) : replica.replayed;
+      if (replica.replayed >= target) return true;
+      if (Date.now() + REPLAY_POLL_MS > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, REPLAY_POLL_MS));
+    }
+    return true;
+  }
+}
+
 /** Per API database: how long an INSERT may still start committing after it was sent. */
 const insertWindows = new WeakMap<Knex, number>();
 
@@ -331,6 +441,7 @@ export async function createDatabase(
   const queryTimeoutMs = options.queryTimeoutMs ?? config.db.queryTimeoutMs;
   let knex: Knex;
   let pglite: PGlite | undefined;
+  const replicas: Replica[] = [];
   if (config.database.kind === 'embedded') {
     ({ knex, pglite } = await openEmbedded(config.database.dataDir, logger));
   } else {
@@ -349,11 +460,30 @@ export async function createDatabase(
       ...quiet(logger),
     });
     insertWindows.set(knex, Math.max(queryTimeoutMs - DEADLINE_MARGIN_MS, 0));
+    for (const [index, url] of config.replicas.urls.entries()) {
+      const replicaSettings = { ...settings, connectionString: url, host: undefined, port: undefined };
+      const name = `${options.name ?? 'database'} replica ${index + 1}`;
+      replicas.push({
+        knex: knexPkg.knex({
+          client: pgClient(replicaSettings, queryTimeoutMs),
+          connection: replicaSettings,
+          pool: { min: 0, max: options.poolMax ?? config.db.poolMax },
+          acquireConnectionTimeout: config.db.connectTimeoutMs + 100,
+          ...quiet(logger),
+        }),
+        monitor: new DependencyMonitor(name, logger),
+        replayed: 0n,
+        restUntil: 0,
+      });
+    }
   }
+  const routing = new ReplicaReads(knex, replicas, config.replicas.waitMs, logger);
   knex.on('query-response', () => monitor.up());
 
   const db: Database = {
     knex,
+    read: (query) => routing.read(query),
+    reads: routing.counts,
     kind: pglite ? 'embedded' : 'postgres',
     monitor,
     isUnavailable(error) {
@@ -395,6 +525,7 @@ export async function createDatabase(
       }
     },
     async close() {
+      await Promise.all(replicas.map((replica) => replica.knex.destroy()));
       await knex.destroy();
       await pglite?.close();
     },

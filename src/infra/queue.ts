@@ -26,16 +26,40 @@ const PUBLISH_TIMEOUT_MS = 2000;
 const CONNECT_WAIT_MS = 1000;
 /** How long close waits for a connection attempt still in flight (one to a broker that is away never ends). */
 const CLOSE_CONNECTING_WAIT_MS = 2000;
+/** How long starting to consume waits for the queue's declaration before it goes on without it. */
+const CONSUME_DECLARE_WAIT_MS = 5000;
 /** How long a job that met a backend outage waits before it goes back on the queue. */
 const OUTAGE_REQUEUE_DELAY_MS = 1000;
 
 export interface JobQueueOptions<T> {
   amqpUrl?: string;
   queue: string;
+  /** `quorum`: replicated, and a job delivered more than `deliveryLimit` times is dead-lettered. */
+  queueType?: 'classic' | 'quorum';
+  deliveryLimit?: number;
   /** Tells a job from a malformed message (which goes to the dead-letter queue). */
   isJob: (value: unknown) => value is T;
   /** In-process queue only: jobs with different keys (e.g. users) take turns. */
   fairnessKey?: (job: T) => string;
+}
+
+/**
+ * The queue exists on the broker with other arguments (another type, delivery limit or dead-letter
+ * route) than this process declares. The broker refuses such a declaration on every try, so the
+ * queue is not used at all and the message says how to migrate.
+ */
+export class QueueMismatchError extends Error {
+  override name = 'QueueMismatchError';
+}
+
+function mismatchMessage(queue: string, type: 'classic' | 'quorum', broker: string): string {
+  return (
+    `queue "${queue}" exists on the broker with other arguments than SEARCH_QUEUE_TYPE=${type} declares ` +
+    `(${broker}). A queue's type cannot change in place. Either set SEARCH_QUEUE_TYPE to the existing ` +
+    `queue's type, or migrate: set SEARCH_QUEUE to a new name (e.g. "${queue}.${type}") with ` +
+    `SEARCH_QUEUE_TYPE=${type} on the API and on new consumers, keep consumers with the old settings ` +
+    `running until "${queue}" is empty, then delete "${queue}" and "${queue}.dead" (rabbitmqctl delete_queue)`
+  );
 }
 
 /**
@@ -136,6 +160,10 @@ class RabbitQueue<T> implements JobQueue<T> {
   private closing = false;
   /** One wait for the channel shared by every request that needs it, so waiting adds no listener per request. */
   private channelReady: Promise<void> | undefined;
+  /** Set once the broker refused the queue's declaration (PRECONDITION_FAILED). */
+  private mismatch: QueueMismatchError | undefined;
+  private readonly refused: Promise<never>;
+  private refuse: (error: QueueMismatchError) => void = () => undefined;
 
   private readonly queue: string;
   private readonly isJob: (value: unknown) => value is T;
@@ -146,7 +174,10 @@ class RabbitQueue<T> implements JobQueue<T> {
     private readonly logger: Logger,
   ) {
     const { queue } = options;
+    const type = options.queueType ?? 'classic';
     this.queue = queue;
+    this.refused = new Promise<never>((_, reject) => (this.refuse = reject));
+    this.refused.catch(() => undefined);
     this.isJob = options.isJob;
     this.monitor = new DependencyMonitor('message broker', logger);
     this.connection = amqp.connect([url], { heartbeatIntervalInSeconds: 5, reconnectTimeInSeconds: 1 });
@@ -164,12 +195,28 @@ class RabbitQueue<T> implements JobQueue<T> {
         // queue declared with other arguments) emits 'error'; unheard, that would end the process.
         // The wrapper opens a new channel on the next connect.
         channel.on('error', (error: unknown) => this.failed(error, 'message broker channel failed'));
-        await channel.assertQueue(deadLetters, { durable: true });
-        await channel.assertQueue(queue, {
-          durable: true,
-          deadLetterExchange: '',
-          deadLetterRoutingKey: deadLetters,
-        });
+        if (this.mismatch) return;
+        // Classic declares no type argument: exactly what existing deployments declared.
+        const typed = type === 'quorum' ? { 'x-queue-type': 'quorum' } : {};
+        try {
+          await channel.assertQueue(deadLetters, { durable: true, arguments: typed });
+          await channel.assertQueue(queue, {
+            durable: true,
+            deadLetterExchange: '',
+            deadLetterRoutingKey: deadLetters,
+            arguments:
+              type === 'quorum' ? { ...typed, 'x-delivery-limit': options.deliveryLimit ?? 20 } : typed,
+          });
+        } catch (error) {
+          if ((error as { code?: unknown }).code !== 406) throw error;
+          // PRECONDITION_FAILED: the same answer on every reconnect; say it once and stop using the queue.
+          this.mismatch = new QueueMismatchError(mismatchMessage(queue, type, (error as Error).message), {
+            cause: error,
+          });
+          this.logger.fatal({ queue }, this.mismatch.message);
+          this.refuse(this.mismatch);
+          throw this.mismatch;
+        }
       },
     });
     // A setup that fails (the channel or connection closing under it, e.g. at shutdown) is emitted here.
@@ -178,7 +225,9 @@ class RabbitQueue<T> implements JobQueue<T> {
 
   /** While closing, a channel or connection failing is how closing looks, not an outage. */
   private failed(error: unknown, message: string): void {
-    if (this.closing) {
+    // A refused declaration (406) closes the channel too: the setup reports it, once.
+    const refusal = (error as { code?: unknown } | undefined)?.code === 406;
+    if (this.closing || this.mismatch || refusal) {
       this.logger.debug({ err: error }, `${message} while closing`);
       return;
     }
@@ -186,6 +235,7 @@ class RabbitQueue<T> implements JobQueue<T> {
   }
 
   async publish(job: T): Promise<void> {
+    if (this.mismatch) throw new DependencyUnavailableError('message broker', { cause: this.mismatch });
     // While the broker is away (beyond a short wait, e.g. just after start), answer now rather than
     // buffer a task the client is told failed.
     if (!this.connection.isConnected() && !(await this.connected(CONNECT_WAIT_MS))) {
@@ -201,13 +251,21 @@ class RabbitQueue<T> implements JobQueue<T> {
 
   private connected(waitMs: number): Promise<boolean> {
     this.channelReady ??= this.channel.waitForConnect().finally(() => (this.channelReady = undefined));
-    return withTimeout(this.channelReady, waitMs).then(
+    return withTimeout(Promise.race([this.channelReady, this.refused]), waitMs).then(
       () => true,
       () => false,
     );
   }
 
+  /** Rejects with QueueMismatchError when the broker refuses the queue's declaration. */
   async consume(handler: JobHandler<T>, prefetch: number): Promise<void> {
+    // The queue's declaration first (bounded: with the broker away, the consumer starts and waits
+    // for it as before): a refusal rejects here, so the consumer process stops with the message. A
+    // refusal only met after a later connect is logged once and leaves the queue unused.
+    await Promise.race([
+      withTimeout(this.channel.waitForConnect(), CONSUME_DECLARE_WAIT_MS).catch(() => undefined),
+      this.refused,
+    ]);
     this.consuming = true;
     await this.channel.consume(
       this.queue,

@@ -1,32 +1,69 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
 
-export type { Redis };
+import { clusterTarget } from './redis-url.js';
+
+export type { Redis, Cluster };
+export { clusterTarget, isCluster, type ClusterTarget } from './redis-url.js';
+
+/** A single Redis or a Redis Cluster: the same commands, routed by key slot in a cluster. */
+export type RedisClient = Redis | Cluster;
 
 export interface RedisConnection {
-  client: Redis;
+  client: RedisClient;
   monitor: DependencyMonitor;
   close(): Promise<void>;
 }
 
 /**
- * An ioredis client that fails fast instead of queueing while Redis is away (no offline queue, one
- * try per command, a command timeout), reconnects by itself, and logs the outage once each way.
+ * A hash tag: keys that hold the same `{tag}` live in the same cluster slot, so one MGET, MULTI or
+ * script may use them together. On a single Redis it changes nothing but the key's text.
  */
-export function connectRedis(url: string, name: string, logger: Logger): RedisConnection {
-  const monitor = new DependencyMonitor(name, logger);
-  const client = new Redis(url, {
+export const hashTag = (tag: string) => `{${tag}}`;
+
+const COMMAND_TIMEOUT_MS = 500;
+const CONNECT_TIMEOUT_MS = 1000;
+const retryDelay = (attempt: number) => Math.min(attempt * 200, 2000);
+
+/** A client on `url`, failing fast while Redis is away; `sharded` for SSUBSCRIBE on a cluster. */
+function createClient(url: string, name: string, extra: { sharded?: boolean } = {}): RedisClient {
+  const common = {
     connectionName: `messenger-${name}`,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    commandTimeout: 500,
-    connectTimeout: 1000,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+  };
+  const cluster = clusterTarget(url);
+  if (!cluster) return new Redis(url, { ...common, retryStrategy: retryDelay });
+  return new Cluster(cluster.nodes, {
+    // Until the slot map is known a command has nowhere to go: it waits for it (bounded by the
+    // command timeout) instead of failing while the client is connecting.
+    enableOfflineQueue: true,
+    clusterRetryStrategy: retryDelay,
+    slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
+    shardedSubscribers: extra.sharded ?? false,
+    redisOptions: { ...common, username: cluster.username, password: cluster.password },
   });
+}
+
+/**
+ * An ioredis client (a Cluster client for a redis+cluster:// URL) that fails fast instead of
+ * queueing while Redis is away (no offline queue, one try per command, a command timeout),
+ * reconnects by itself, and logs the outage once each way.
+ */
+export function connectRedis(
+  url: string,
+  name: string,
+  logger: Logger,
+  options: { sharded?: boolean } = {},
+): RedisConnection {
+  const monitor = new DependencyMonitor(name, logger);
+  const client = createClient(url, name, options);
   let closing = false;
   client.on('ready', () => monitor.up());
-  client.on('error', (error) => {
+  client.on('error', (error: unknown) => {
     if (!closing) monitor.down(error);
   });
   client.on('end', () => {
@@ -44,4 +81,16 @@ export function connectRedis(url: string, name: string, logger: Logger): RedisCo
       }
     },
   };
+}
+
+/**
+ * A client for subscriptions (a connection in subscriber mode takes no other command). On a cluster,
+ * fan-out per chat should use sharded pub/sub: `client.ssubscribe(channel)` with the 'smessage'
+ * event, and SPUBLISH on the normal client, with a channel named with the chat's hash tag
+ * (`events:{<chatId>}`), so each chat's events pass through one shard only instead of every node.
+ * ioredis's Cluster (shardedSubscribers) keeps one subscriber connection per master and sends each
+ * SSUBSCRIBE to the shard owning the channel's slot.
+ */
+export function subscriber(url: string, name: string, logger: Logger): RedisConnection {
+  return connectRedis(url, `${name} subscriber`, logger, { sharded: true });
 }

@@ -1,7 +1,7 @@
 import { DependencyUnavailableError } from '../errors.js';
 import type { Logger } from './logger.js';
 import type { DependencyMonitor } from './monitor.js';
-import { connectRedis, type RedisConnection } from './redis.js';
+import { connectRedis, hashTag, type RedisConnection } from './redis.js';
 
 /** The lifecycle of a stored task: waiting for a worker, running, then done either way. */
 export type TaskStatus = 'WAITING' | 'IN_PROCESS' | 'SUCCESS' | 'FAILED';
@@ -49,14 +49,15 @@ export interface ResultStoreLimits {
 export interface ResultStore<R> {
   /** Throws TaskLimitError when the owner (or the store) is at its limits. */
   create(task: TaskRecord): Promise<void>;
-  get(taskId: string): Promise<TaskRecord | undefined>;
+  /** A task is looked up under its owner: another owner's task is not found. */
+  get(taskId: string, ownerId: string | null): Promise<TaskRecord | undefined>;
   /** Moves a task that exists and is not finished to IN_PROCESS; false when there is nothing to do. */
-  start(taskId: string): Promise<boolean>;
+  start(taskId: string, ownerId: string | null): Promise<boolean>;
   /** Replaces any earlier results: running a job twice leaves one copy. */
-  succeed(taskId: string, results: R[]): Promise<void>;
-  fail(taskId: string, error: string): Promise<void>;
-  remove(taskId: string): Promise<void>;
-  results(taskId: string, offset: number, count: number): Promise<R[]>;
+  succeed(taskId: string, ownerId: string | null, results: R[]): Promise<void>;
+  fail(taskId: string, ownerId: string | null, error: string): Promise<void>;
+  remove(taskId: string, ownerId: string | null): Promise<void>;
+  results(taskId: string, ownerId: string | null, offset: number, count: number): Promise<R[]>;
   /** Redis's reachability, when the results live there. */
   readonly monitor?: DependencyMonitor;
   close(): Promise<void>;
@@ -101,9 +102,10 @@ class MemoryResultStore<R> implements ResultStore<R> {
     this.bytes -= entry.bytes;
   }
 
-  private entry(taskId: string) {
+  private entry(taskId: string, ownerId: string | null) {
     const entry = this.tasks.get(taskId);
-    if (entry && entry.expiresAt <= Date.now()) {
+    if (!entry || entry.task.ownerId !== ownerId) return undefined;
+    if (entry.expiresAt <= Date.now()) {
       this.drop(taskId, entry);
       return undefined;
     }
@@ -146,13 +148,13 @@ class MemoryResultStore<R> implements ResultStore<R> {
     return Promise.resolve();
   }
 
-  get(taskId: string): Promise<TaskRecord | undefined> {
-    const entry = this.entry(taskId);
+  get(taskId: string, ownerId: string | null): Promise<TaskRecord | undefined> {
+    const entry = this.entry(taskId, ownerId);
     return Promise.resolve(entry ? { ...entry.task } : undefined);
   }
 
-  start(taskId: string): Promise<boolean> {
-    const entry = this.entry(taskId);
+  start(taskId: string, ownerId: string | null): Promise<boolean> {
+    const entry = this.entry(taskId, ownerId);
     if (!entry || finished(entry.task)) return Promise.resolve(false);
     entry.task.status = 'IN_PROCESS';
     return Promise.resolve(true);
@@ -167,26 +169,26 @@ class MemoryResultStore<R> implements ResultStore<R> {
     entry.expiresAt = Date.now() + this.ttlSeconds * 1000;
   }
 
-  succeed(taskId: string, results: R[]): Promise<void> {
-    const entry = this.entry(taskId);
+  succeed(taskId: string, ownerId: string | null, results: R[]): Promise<void> {
+    const entry = this.entry(taskId, ownerId);
     if (entry) this.finish(entry, { ...entry.task, status: 'SUCCESS', total: results.length }, results);
     return Promise.resolve();
   }
 
-  fail(taskId: string, error: string): Promise<void> {
-    const entry = this.entry(taskId);
+  fail(taskId: string, ownerId: string | null, error: string): Promise<void> {
+    const entry = this.entry(taskId, ownerId);
     if (entry) this.finish(entry, { ...entry.task, status: 'FAILED', error }, []);
     return Promise.resolve();
   }
 
-  remove(taskId: string): Promise<void> {
+  remove(taskId: string, ownerId: string | null): Promise<void> {
     const entry = this.tasks.get(taskId);
-    if (entry) this.drop(taskId, entry);
+    if (entry && entry.task.ownerId === ownerId) this.drop(taskId, entry);
     return Promise.resolve();
   }
 
-  results(taskId: string, offset: number, count: number): Promise<R[]> {
-    return Promise.resolve(this.entry(taskId)?.results.slice(offset, offset + count) ?? []);
+  results(taskId: string, ownerId: string | null, offset: number, count: number): Promise<R[]> {
+    return Promise.resolve(this.entry(taskId, ownerId)?.results.slice(offset, offset + count) ?? []);
   }
 
   close(): Promise<void> {
@@ -200,7 +202,7 @@ class MemoryResultStore<R> implements ResultStore<R> {
 // when their results expire); expired members are dropped before counting.
 // A task that is gone or finished without leaving the unfinished set (e.g. written by an older
 // version during a rolling upgrade) is dropped from it too: the set holds at most maxLive ids, so
-// checking each is cheap. (Task keys outside KEYS: fine on one Redis, not on Redis Cluster.)
+// checking each is cheap. The task keys it reads besides KEYS carry the owner's hash tag: same slot.
 const CREATE_SCRIPT = `
 local now = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -233,7 +235,11 @@ class RedisResultStore<R> implements ResultStore<R> {
   constructor(
     private readonly redis: RedisConnection,
     private readonly ttlSeconds: number,
-    /** Keys are `<prefix>:task:<id>`, `<prefix>:hits:<id>`, `<prefix>:live:<owner>`, `<prefix>:done:<owner>`. */
+    /**
+     * Keys are `<prefix>:{<owner>}:task:<id>`, `<prefix>:{<owner>}:hits:<id>`, `<prefix>:{<owner>}:live`
+     * and `<prefix>:{<owner>}:done`: an owner's tasks and sets share one cluster slot, so the admission
+     * script and the transactions that touch them together work on Redis Cluster too.
+     */
     private readonly prefix: string,
     private readonly limits: ResultStoreLimits,
   ) {}
@@ -247,25 +253,20 @@ class RedisResultStore<R> implements ResultStore<R> {
     }
   }
 
-  private readonly taskKey = (id: string) => `${this.prefix}:task:${id}`;
-  private readonly hitsKey = (id: string) => `${this.prefix}:hits:${id}`;
-  private readonly liveKey = (owner: string) => `${this.prefix}:live:${owner}`;
-  private readonly doneKey = (owner: string) => `${this.prefix}:done:${owner}`;
-
-  /** The owner as stored in the task hash ('' when anonymous); undefined when the task is gone. */
-  private async owner(taskId: string): Promise<string | undefined> {
-    const owner = await this.redis.client.hget(this.taskKey(taskId), 'owner');
-    return owner === null ? undefined : owner || ANONYMOUS;
-  }
+  private readonly tag = (owner: string | null) => `${this.prefix}:${hashTag(owner ?? ANONYMOUS)}`;
+  private readonly taskKey = (id: string, owner: string | null) => `${this.tag(owner)}:task:${id}`;
+  private readonly hitsKey = (id: string, owner: string | null) => `${this.tag(owner)}:hits:${id}`;
+  private readonly liveKey = (owner: string | null) => `${this.tag(owner)}:live`;
+  private readonly doneKey = (owner: string | null) => `${this.tag(owner)}:done`;
 
   async create(task: TaskRecord): Promise<void> {
-    const owner = task.ownerId ?? ANONYMOUS;
+    const owner = task.ownerId;
     const [refused, firstExpiry] = await this.call(
       () =>
         this.redis.client.eval(
           CREATE_SCRIPT,
           3,
-          this.taskKey(task.id),
+          this.taskKey(task.id, owner),
           this.liveKey(owner),
           this.doneKey(owner),
           task.ownerId ?? '',
@@ -275,7 +276,7 @@ class RedisResultStore<R> implements ResultStore<R> {
           this.limits.maxLive,
           this.limits.maxStored,
           task.context ?? '',
-          `${this.prefix}:task:`,
+          `${this.tag(owner)}:task:`,
         ) as Promise<[number, string | number]>,
     );
     if (refused === 1) throw new TaskLimitError('live');
@@ -285,9 +286,9 @@ class RedisResultStore<R> implements ResultStore<R> {
     }
   }
 
-  get(taskId: string): Promise<TaskRecord | undefined> {
+  get(taskId: string, ownerId: string | null): Promise<TaskRecord | undefined> {
     return this.call(async () => {
-      const fields = await this.redis.client.hgetall(this.taskKey(taskId));
+      const fields = await this.redis.client.hgetall(this.taskKey(taskId, ownerId));
       if (!fields.status) return undefined;
       const task: TaskRecord = {
         id: taskId,
@@ -301,7 +302,7 @@ class RedisResultStore<R> implements ResultStore<R> {
     });
   }
 
-  start(taskId: string): Promise<boolean> {
+  start(taskId: string, ownerId: string | null): Promise<boolean> {
     // Atomic check-and-set: only a WAITING or IN_PROCESS (redelivered) task is (re)started.
     return this.call(async () => {
       const started = await this.redis.client.eval(
@@ -309,22 +310,28 @@ class RedisResultStore<R> implements ResultStore<R> {
          if s == 'WAITING' or s == 'IN_PROCESS' then redis.call('HSET', KEYS[1], 'status', 'IN_PROCESS') return 1 end
          return 0`,
         1,
-        this.taskKey(taskId),
+        this.taskKey(taskId, ownerId),
       );
       return started === 1;
     });
   }
 
   /** Writes the outcome, and moves the task from its owner's unfinished set to the finished one. */
-  private finish(taskId: string, fields: Record<string, string | number>, results: R[]): Promise<void> {
-    const taskKey = this.taskKey(taskId);
-    const hitsKey = this.hitsKey(taskId);
+  private finish(
+    taskId: string,
+    owner: string | null,
+    fields: Record<string, string | number>,
+    results: R[],
+  ): Promise<void> {
+    const taskKey = this.taskKey(taskId, owner);
+    const hitsKey = this.hitsKey(taskId, owner);
     return this.call(async () => {
-      const owner = await this.owner(taskId);
+      // A task that is gone (expired unfinished) does not enter its owner's finished set.
+      const present = (await this.redis.client.exists(taskKey)) === 1;
       const transaction = this.redis.client.multi().del(hitsKey);
       if (results.length) transaction.rpush(hitsKey, ...results.map((result) => JSON.stringify(result)));
       transaction.hset(taskKey, fields).expire(taskKey, this.ttlSeconds).expire(hitsKey, this.ttlSeconds);
-      if (owner !== undefined) {
+      if (present) {
         const expiresAt = Date.now() + this.ttlSeconds * 1000;
         transaction
           .zrem(this.liveKey(owner), taskId)
@@ -335,28 +342,28 @@ class RedisResultStore<R> implements ResultStore<R> {
     });
   }
 
-  succeed(taskId: string, results: R[]): Promise<void> {
-    return this.finish(taskId, { status: 'SUCCESS', total: results.length }, results);
+  succeed(taskId: string, ownerId: string | null, results: R[]): Promise<void> {
+    return this.finish(taskId, ownerId, { status: 'SUCCESS', total: results.length }, results);
   }
 
-  fail(taskId: string, error: string): Promise<void> {
-    return this.finish(taskId, { status: 'FAILED', error }, []);
+  fail(taskId: string, ownerId: string | null, error: string): Promise<void> {
+    return this.finish(taskId, ownerId, { status: 'FAILED', error }, []);
   }
 
-  remove(taskId: string): Promise<void> {
+  remove(taskId: string, ownerId: string | null): Promise<void> {
     return this.call(async () => {
-      const owner = await this.owner(taskId);
-      const transaction = this.redis.client.multi().del(this.taskKey(taskId), this.hitsKey(taskId));
-      if (owner !== undefined) {
-        transaction.zrem(this.liveKey(owner), taskId).zrem(this.doneKey(owner), taskId);
-      }
-      await transaction.exec();
+      await this.redis.client
+        .multi()
+        .del(this.taskKey(taskId, ownerId), this.hitsKey(taskId, ownerId))
+        .zrem(this.liveKey(ownerId), taskId)
+        .zrem(this.doneKey(ownerId), taskId)
+        .exec();
     });
   }
 
-  results(taskId: string, offset: number, count: number): Promise<R[]> {
+  results(taskId: string, ownerId: string | null, offset: number, count: number): Promise<R[]> {
     return this.call(async () => {
-      const rows = await this.redis.client.lrange(this.hitsKey(taskId), offset, offset + count - 1);
+      const rows = await this.redis.client.lrange(this.hitsKey(taskId, ownerId), offset, offset + count - 1);
       return rows.map((row) => JSON.parse(row) as R);
     });
   }

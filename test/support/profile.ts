@@ -1,3 +1,4 @@
+import { isCluster } from '../../src/infra/redis-url.js';
 /**
  * Which backends the tests run on, chosen the way a user chooses them: DATABASE_URL (and later
  * REDIS_URL, AMQP_URL) present → the services profile on those servers; absent → embedded defaults.
@@ -6,6 +7,9 @@ const env = {
   DATABASE_URL: process.env.DATABASE_URL,
   REDIS_URL: process.env.REDIS_URL,
   AMQP_URL: process.env.AMQP_URL,
+  // `make test-scale`: the same suites on a quorum queue and a primary with a streaming replica.
+  SEARCH_QUEUE_TYPE: process.env.SEARCH_QUEUE_TYPE,
+  DATABASE_REPLICA_URLS: process.env.DATABASE_REPLICA_URLS,
 };
 
 export const profile = {
@@ -32,3 +36,11 @@ export const testDefaults = {
   BCRYPT_QUEUE_MAX: '100000',
   BCRYPT_PER_CLIENT_MAX: '100000',
 };
+
+/**
+ * A suite that puts a TCP proxy in front of Redis's one address: only on a single Redis (a cluster's
+ * clients follow the addresses its nodes announce, around any proxy).
+ */
+export function describeSingleRedis(title: string, suite: (this: Mocha.Suite) => void): void {
+  if (!env.REDIS_URL || !isCluster(env.REDIS_URL)) describe(title, suite);
+}

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/infra/redis.js';
 import { createLogger } from '../../src/infra/logger.js';
 import { profile } from './profile.js';
 import { Broker, freshQueueName, redisInspector } from './search-helpers.js';
@@ -13,7 +13,7 @@ export interface ResilienceKit {
   /** Figures the suite prints when it ends. */
   measured: string[];
   /** A plain Redis client on REDIS_URL, to look at what the result store wrote. */
-  redis: Redis;
+  redis: RedisClient;
 }
 
 export const silent = () => createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');

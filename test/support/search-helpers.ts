@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import amqplib from 'amqplib';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { clusterTarget, type RedisClient } from '../../src/infra/redis.js';
 import type { TestApp } from './app.js';
 import type { User } from './fixtures.js';
 
@@ -54,16 +55,33 @@ export async function timed<T>(
 }
 
 /** A plain Redis client on REDIS_URL, to look at what the result store wrote. */
-export function redisInspector(url: string): Redis {
+export function redisInspector(url: string): RedisClient {
+  const cluster = clusterTarget(url);
+  if (cluster) return new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 1 } });
   return new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
 }
 
-export const taskKey = (taskId: string) => `search:task:${taskId}`;
-export const hitsKey = (taskId: string) => `search:hits:${taskId}`;
+/** The user's id, which tags the Redis keys of the user's tasks. */
+export async function userIdOf(app: TestApp, user: User): Promise<string> {
+  const row = await app.service.db
+    .knex<{ id: string; name: string }>('users')
+    .where({ name: user.userName })
+    .first('id');
+  assert.ok(row, `user ${user.userName} not found`);
+  return row.id;
+}
+
+// A task's keys carry its owner's hash tag (one cluster slot for an owner's tasks and sets).
+export const taskKey = (ownerId: string, taskId: string) => `search:{${ownerId}}:task:${taskId}`;
+export const hitsKey = (ownerId: string, taskId: string) => `search:{${ownerId}}:hits:${taskId}`;
 
 /** The stored results of a task, as Redis holds them (every row, in order): message ids. */
-export async function storedHits(redis: Redis, taskId: string): Promise<{ messageId: string }[]> {
-  const rows = await redis.lrange(hitsKey(taskId), 0, -1);
+export async function storedHits(
+  redis: RedisClient,
+  ownerId: string,
+  taskId: string,
+): Promise<{ messageId: string }[]> {
+  const rows = await redis.lrange(hitsKey(ownerId, taskId), 0, -1);
   return rows.map((row) => ({ messageId: JSON.parse(row) as string }));
 }
 

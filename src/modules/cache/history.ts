@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { CacheStore } from '../../infra/cache.js';
+import { hashTag } from '../../infra/redis.js';
 import { NEWEST_PAGE, type HistoryCache, type LoadedPage } from '../messages/index.js';
 import { readThrough, type ReadPolicy } from './read-through.js';
 
@@ -21,12 +22,14 @@ const FIRST_GENERATION = '0';
  */
 export const CACHED_LIMITS: ReadonlySet<number> = new Set([1, 2, 5, 10, 20, 50, 100]);
 
-const generationKey = (chatId: string) => `history:generation:${chatId}`;
+// Every key of a chat carries its hash tag: the generation and a page (and its start marker) are
+// read together, in one round trip to one node on a cluster too.
+const generationKey = (chatId: string) => `history:generation:${hashTag(chatId)}`;
 const pageKey = (chatId: string, limit: number, afterSeq: string | undefined) =>
-  `history:page:${chatId}:${limit}:${afterSeq ?? ''}`;
+  `history:page:${hashTag(chatId)}:${limit}:${afterSeq ?? ''}`;
 /** Says that a page of `limit` starting after `afterSeq` is one the server itself led to. */
 const startKey = (chatId: string, limit: number, afterSeq: string) =>
-  `history:start:${chatId}:${limit}:${afterSeq}`;
+  `history:start:${hashTag(chatId)}:${limit}:${afterSeq}`;
 
 /**
  * History pages by chat, limit and position. Two rules keep them correct and bounded:

@@ -1,4 +1,5 @@
 import type { CacheStore } from '../../infra/cache.js';
+import { hashTag } from '../../infra/redis.js';
 import type { Session, SessionCache } from '../auth/index.js';
 import { readThrough, type ReadPolicy } from './read-through.js';
 
@@ -6,8 +7,9 @@ interface SessionEntry extends Session {
   storedAt: number;
 }
 
-const sessionKey = (tokenHash: string) => `session:${tokenHash}`;
-const revokedKey = (tokenHash: string) => `session:revoked:${tokenHash}`;
+// A session and its revocation marker are read together: one hash tag, one cluster slot.
+const sessionKey = (tokenHash: string) => `session:${hashTag(tokenHash)}`;
+const revokedKey = (tokenHash: string) => `session:revoked:${hashTag(tokenHash)}`;
 
 /**
  * Sessions by token hash. A logout writes a revocation marker rather than deleting the entry: an

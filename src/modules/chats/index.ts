@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import type { Knex } from '../../infra/db.js';
+import type { Database } from '../../infra/db.js';
 import type { AppModule, ModuleContext } from '../types.js';
 import { ChatsRepository } from './repository.js';
 import { chatsRoutes } from './routes.js';
@@ -13,8 +13,11 @@ export type { MembershipCache } from './service.js';
  * cache module, memberships are remembered (and forgotten on leave, on every instance); `joined`
  * hears of every join (display names show in cached history, which goes stale then).
  */
-export function createChatsService(knex: Knex, options: ChatsOptions = {}): ChatsService {
-  return new ChatsService(new ChatsRepository(knex), options);
+export function createChatsService(
+  db: Pick<Database, 'knex' | 'read'>,
+  options: ChatsOptions = {},
+): ChatsService {
+  return new ChatsService(new ChatsRepository(db.knex, db.read), options);
 }
 
 /**

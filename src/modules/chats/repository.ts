@@ -1,4 +1,4 @@
-import type { Knex } from '../../infra/db.js';
+import type { Database, Knex } from '../../infra/db.js';
 import { appendEvent } from '../events/append.js';
 import type { StoredEvent } from '../events/model.js';
 
@@ -89,7 +89,14 @@ interface MyChatRow {
 }
 
 export class ChatsRepository {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    /**
+     * Where a list read may run: a replica that has replayed everything committed when the read
+     * began (so the caller's own joins and sends show), else the primary.
+     */
+    private readonly read: Database['read'] = (query) => query(knex),
+  ) {}
 
   async insertChat(name: string, createdBy: string | null): Promise<string> {
     const [row] = await this.knex('chats').insert({ name, created_by: createdBy }).returning('id');
@@ -197,12 +204,14 @@ export class ChatsRepository {
 
   /** The user's chats, most recent activity first, after `after` (the last chat of the previous page). */
   async myChats(userId: string, after: ChatListPosition | undefined, limit: number): Promise<MyChat[]> {
-    const { rows } = await this.knex.raw<{ rows: MyChatRow[] }>(MY_CHATS_SQL, {
-      userId,
-      afterAt: after?.activityKey ?? null,
-      afterChat: after?.chatId ?? null,
-      limit,
-    });
+    const { rows } = await this.read((knex) =>
+      knex.raw<{ rows: MyChatRow[] }>(MY_CHATS_SQL, {
+        userId,
+        afterAt: after?.activityKey ?? null,
+        afterChat: after?.chatId ?? null,
+        limit,
+      }),
+    );
     return rows.map((row) => ({
       chatId: row.chatId,
       chatName: row.chatName,
@@ -226,15 +235,17 @@ export class ChatsRepository {
 
   /** Current members of the chat by member id, after `afterMemberId`. */
   async members(chatId: string, afterMemberId: string | undefined, limit: number): Promise<ChatMember[]> {
-    const { rows } = await this.knex.raw<{ rows: ChatMember[] }>(
-      `SELECT mb.id AS "memberId", mb.user_id AS "userId", mb.name AS "memberName", m.id AS "readUpTo"
+    const { rows } = await this.read((knex) =>
+      knex.raw<{ rows: ChatMember[] }>(
+        `SELECT mb.id AS "memberId", mb.user_id AS "userId", mb.name AS "memberName", m.id AS "readUpTo"
        FROM members mb
        LEFT JOIN messages m ON mb.read_seq > 0 AND m.chat_id = mb.chat_id AND m.seq = mb.read_seq
        WHERE mb.chat_id = :chatId AND mb.left_at IS NULL
          AND (CAST(:after AS uuid) IS NULL OR mb.id > CAST(:after AS uuid))
        ORDER BY mb.id
        LIMIT :limit`,
-      { chatId, after: afterMemberId ?? null, limit },
+        { chatId, after: afterMemberId ?? null, limit },
+      ),
     );
     return rows;
   }

@@ -31,7 +31,7 @@ export function messagesModule(
     events?: EventPublisher;
   },
 ): MessagesModule {
-  const repository = new MessagesRepository(db.knex);
+  const repository = new MessagesRepository(db.knex, db.read);
   const service = new MessagesService(repository, deps.chats, deps.history, deps.events);
   const expire = () => repository.expireIdempotencyKeys();
   const timer = setInterval(() => {

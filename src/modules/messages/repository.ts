@@ -1,4 +1,4 @@
-import { DatabaseUnavailableError, statementDeadline, type Knex } from '../../infra/db.js';
+import { DatabaseUnavailableError, statementDeadline, type Database, type Knex } from '../../infra/db.js';
 import type { StoredEvent } from '../events/model.js';
 
 /** A message as history shows it, in the code's names. */
@@ -119,7 +119,11 @@ export const MESSAGE_STATEMENTS = {
 } as const;
 
 export class MessagesRepository {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    /** Where a read may run (a replica that has caught up, else the primary). */
+    private readonly read: Database['read'] = (query) => query(knex),
+  ) {}
 
   /**
    * Inserts the message if `memberId` is a current member of the chat (owned by `userId` unless
@@ -209,9 +213,8 @@ export class MessagesRepository {
 
   async page(chatId: string, afterSeq: string, limit: number): Promise<HistoryRow[]> {
     const { historyPage } = MESSAGE_STATEMENTS;
-    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(
-      historyPage.sql,
-      historyPage.bindings({ chatId, afterSeq, limit }),
+    const { rows } = await this.read((knex) =>
+      knex.raw<{ rows: HistoryRow[] }>(historyPage.sql, historyPage.bindings({ chatId, afterSeq, limit })),
     );
     return rows;
   }

@@ -31,6 +31,8 @@ export function searchBackends(config: Config, logger: Logger): SearchBackends {
       {
         amqpUrl: config.amqpUrl,
         queue: config.search.queue,
+        queueType: config.search.queueType,
+        deliveryLimit: config.search.deliveryLimit,
         isJob: isSearchJob,
         // In this process, jobs are taken round-robin per user; on RabbitMQ (one FIFO queue) the
         // per-user cap on unfinished tasks is what bounds the jobs of one user ahead of another's.

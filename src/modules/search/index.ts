@@ -28,7 +28,7 @@ export async function searchModule(
     );
   }
   // Results pages read their messages through the API's own pool (by primary key: short queries).
-  const service = new SearchService(results, queue, deps.chats, new SearchRepository(db.knex), {
+  const service = new SearchService(results, queue, deps.chats, new SearchRepository(db.knex, db.read), {
     maxTerms: config.search.maxTerms,
     timeoutMs: config.search.timeoutMs,
   });

@@ -1,4 +1,4 @@
-import type { Knex } from '../../infra/db.js';
+import type { Database, Knex } from '../../infra/db.js';
 
 export interface SearchFilter {
   query: string;
@@ -68,13 +68,19 @@ export const SEARCH_STATEMENT = {
 } as const;
 
 export class SearchRepository {
-  constructor(private readonly knex: Knex) {}
+  constructor(
+    private readonly knex: Knex,
+    /** Where a read may run (a replica that has caught up, else the primary). */
+    private readonly read: Database['read'] = (query) => query(knex),
+  ) {}
 
   /** The ids of the newest matches; the statement timeout of the search jobs' connections bounds it. */
   async search(filter: SearchFilter, maxResults: number): Promise<string[]> {
-    const { rows } = await this.knex.raw<{ rows: { messageId: string }[] }>(
-      SEARCH_STATEMENT.sql,
-      SEARCH_STATEMENT.bindings(filter, maxResults),
+    const { rows } = await this.read((knex) =>
+      knex.raw<{ rows: { messageId: string }[] }>(
+        SEARCH_STATEMENT.sql,
+        SEARCH_STATEMENT.bindings(filter, maxResults),
+      ),
     );
     return rows.map((row) => row.messageId);
   }

@@ -91,7 +91,7 @@ export class SearchService {
     try {
       await this.queue.publish(job);
     } catch (error) {
-      await this.results.remove(taskId).catch(() => undefined);
+      await this.results.remove(taskId, caller.userId).catch(() => undefined);
       throw error;
     }
     return taskId;
@@ -99,7 +99,7 @@ export class SearchService {
 
   /** The caller's own task, or 404 `task-not-found` (someone else's looks like none). */
   async task(caller: Caller, taskId: string): Promise<SearchTask> {
-    const task = isUuid(taskId) ? await this.results.get(taskId) : undefined;
+    const task = isUuid(taskId) ? await this.results.get(taskId, caller.userId) : undefined;
     if (!task || task.ownerId !== caller.userId) throw taskNotFound();
     return task;
   }
@@ -110,7 +110,7 @@ export class SearchService {
     if (task.status !== 'SUCCESS') throw taskNotComplete();
     const offset = from ? decodeCursor(from) : 0;
     // Rows stored by an earlier version (during a rolling upgrade) are whole hits: their id is used.
-    const ids = (await this.results.results(taskId, offset, limit + 1)).map((row: unknown) =>
+    const ids = (await this.results.results(taskId, caller.userId, offset, limit + 1)).map((row: unknown) =>
       typeof row === 'string' ? row : String((row as { messageId?: unknown } | null)?.messageId),
     );
     const { query } = JSON.parse(task.context ?? '{"query":""}') as SearchContext;

@@ -53,7 +53,7 @@ export function createSearchWorker(
   logger: Logger,
   metrics?: Metrics,
 ): (job: SearchJob) => Promise<void> {
-  const repository = new SearchRepository(db.knex);
+  const repository = new SearchRepository(db.knex, db.read);
   const { maxResults, timeoutMs, maxAttempts } = config.search;
   const deadlineMs = timeoutMs + (db.kind === 'embedded' ? 0 : DEADLINE_GRACE_MS);
 
@@ -72,7 +72,8 @@ export function createSearchWorker(
   }
 
   return async (job) => {
-    if (!(await results.start(job.taskId))) return;
+    const owner = job.userId;
+    if (!(await results.start(job.taskId, owner))) return;
     let outcome: StoredHit[] | { error: string };
     try {
       outcome = await run({
@@ -86,11 +87,11 @@ export function createSearchWorker(
     } catch (error) {
       logger.error({ err: error, taskId: job.taskId }, 'search job failed');
       metrics?.searchJobs.inc({ outcome: 'internal-error' });
-      await results.fail(job.taskId, 'internal-error');
+      await results.fail(job.taskId, owner, 'internal-error');
       throw error;
     }
-    if (Array.isArray(outcome)) await results.succeed(job.taskId, outcome);
-    else await results.fail(job.taskId, outcome.error);
+    if (Array.isArray(outcome)) await results.succeed(job.taskId, owner, outcome);
+    else await results.fail(job.taskId, owner, outcome.error);
     metrics?.searchJobs.inc({ outcome: Array.isArray(outcome) ? 'success' : outcome.error });
   };
 }

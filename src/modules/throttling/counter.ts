@@ -4,7 +4,7 @@ import { ExpiringMap } from '../../infra/cache.js';
 import { Breaker } from '../../infra/breaker.js';
 import type { Logger } from '../../infra/logger.js';
 import type { DependencyMonitor } from '../../infra/monitor.js';
-import { connectRedis, type RedisConnection } from '../../infra/redis.js';
+import { connectRedis, hashTag, type RedisConnection } from '../../infra/redis.js';
 
 /** A budget: at most `max` requests per key in `windowMs`. */
 export interface Policy {
@@ -95,7 +95,8 @@ class RedisCounter implements RateCounter {
   take(policy: Policy, key: string): Promise<Verdict | undefined> {
     return this.guarded(async () => {
       const limiter = new RedisLimiter({
-        id: key,
+        // The driver's key is `<namespace>:<id>`: tagged, so a user's counters share one cluster slot.
+        id: hashTag(key),
         db: this.redis.client,
         max: policy.max,
         duration: policy.windowMs,
@@ -106,7 +107,7 @@ class RedisCounter implements RateCounter {
   }
 
   async clear(policy: Policy, key: string): Promise<void> {
-    await this.guarded(() => this.redis.client.del(`${namespaceOf(policy)}:${key}`));
+    await this.guarded(() => this.redis.client.del(`${namespaceOf(policy)}:${hashTag(key)}`));
   }
 
   close(): Promise<void> {

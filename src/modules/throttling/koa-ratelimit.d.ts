@@ -15,9 +15,15 @@ declare module 'koa-ratelimit/limiter/memory.js' {
 }
 
 declare module 'koa-ratelimit/limiter/redis.js' {
-  import type { Redis } from 'ioredis';
+  import type { Cluster, Redis } from 'ioredis';
   export default class RedisLimiter {
-    constructor(options: { id: string; db: Redis; max: number; duration: number; namespace: string });
+    constructor(options: {
+      id: string;
+      db: Redis | Cluster;
+      max: number;
+      duration: number;
+      namespace: string;
+    });
     /** Counts a request. `remaining` includes that request (0: over the limit); `reset` in Unix seconds. */
     get(): Promise<{ remaining: number; reset: number; total: number }>;
   }
