@@ -12,6 +12,7 @@ import {
   type RedisConnection,
 } from '../src/infra/redis.js';
 import { startApp, type TestApp } from './support/app.js';
+import { baseUrl, openSse } from './support/events.js';
 import { createChat, join, registerAndLogin, send, type User } from './support/fixtures.js';
 import { profile } from './support/profile.js';
 
@@ -98,6 +99,27 @@ if (profile.services && redisUrl && target) {
 
       await app.api.post('/v1/auth/logout').set(user.auth).expect(200);
       await app.api.get(`/v1/chats/${chatId}/messages?limit=10`).set(user.auth).expect(401);
+    });
+
+    it('when a message is sent through one instance, then a stream on another instance gets it over the cluster', async () => {
+      const other = await startApp({ PORT: '0', HOST: '127.0.0.1' }, { consumer: false });
+      try {
+        const server = await other.service.listen();
+        const [alice, bob] = [await registerAndLogin(app.api), await registerAndLogin(app.api)];
+        const chatId = await createChat(app.api, alice);
+        const aliceMember = await join(app.api, alice, chatId);
+        await join(app.api, bob, chatId);
+        const stream = await openSse(`${baseUrl(server)}/v1/events`, bob.auth);
+        try {
+          const messageId = await send(app.api, alice, chatId, aliceMember, 'across the cluster');
+          const frames = await stream.until((all) => all.some((frame) => frame.type === 'message'));
+          assert.equal(frames.find((frame) => frame.type === 'message')?.data.message_id, messageId);
+        } finally {
+          stream.close();
+        }
+      } finally {
+        await other.close();
+      }
     });
 
     it('when events for chats on different nodes are published with SPUBLISH, then a sharded subscriber receives each from its own shard', async () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { clientFor, type RedisClient } from './redis.js';
 import type { Logger } from './logger.js';
 import type { Reachability } from './metrics.js';
 import { DependencyMonitor } from './monitor.js';
@@ -50,8 +50,8 @@ class RedisBus<T> implements Bus<T> {
   readonly backend = 'redis' as const;
   readonly monitor: DependencyMonitor;
   private readonly origin = randomUUID();
-  private readonly publisher: Redis;
-  private readonly subscriber: Redis;
+  private readonly publisher: RedisClient;
+  private readonly subscriber: RedisClient;
   private readonly handlers: ((message: T) => void)[] = [];
   private readonly resyncs: (() => void)[] = [];
   private closing = false;
@@ -68,13 +68,13 @@ class RedisBus<T> implements Bus<T> {
       retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
     };
     // A publish during an outage is dropped at once rather than queued: readers catch up from storage.
-    this.publisher = new Redis(url, {
+    this.publisher = clientFor(url, {
       ...options,
       connectionName: 'messenger-bus-pub',
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
     });
-    this.subscriber = new Redis(url, {
+    this.subscriber = clientFor(url, {
       ...options,
       connectionName: 'messenger-bus-sub',
       autoResubscribe: false,

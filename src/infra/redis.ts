@@ -1,4 +1,4 @@
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
 
@@ -45,6 +45,21 @@ function createClient(url: string, name: string, extra: { sharded?: boolean } = 
     slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
     shardedSubscribers: extra.sharded ?? false,
     redisOptions: { ...common, username: cluster.username, password: cluster.password },
+  });
+}
+
+/**
+ * A client with the caller's own options on `url`: a Cluster client for a redis+cluster:// URL (plain
+ * PUBLISH/SUBSCRIBE work across a cluster, every node relaying every message).
+ */
+export function clientFor(url: string, options: RedisOptions): RedisClient {
+  const cluster = clusterTarget(url);
+  if (!cluster) return new Redis(url, options);
+  return new Cluster(cluster.nodes, {
+    enableOfflineQueue: options.enableOfflineQueue ?? true,
+    clusterRetryStrategy: retryDelay,
+    slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
+    redisOptions: { ...options, username: cluster.username, password: cluster.password },
   });
 }
 
