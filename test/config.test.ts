@@ -1,16 +1,6 @@
 import assert from 'node:assert/strict';
-import { ALL_MODULES, ConfigError, loadConfig } from '../src/config.js';
-
-/** Runs loadConfig and returns the ConfigError it must throw. */
-function configError(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail(`loadConfig(${JSON.stringify(env)}) did not throw`);
-}
+import { ALL_MODULES, loadConfig } from '../src/config.js';
+import { configError } from './support/config.js';
 
 describe('config', () => {
   describe('defaults', () => {

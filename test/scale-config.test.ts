@@ -1,18 +1,9 @@
 import assert from 'node:assert/strict';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
+import { configError } from './support/config.js';
 import { clusterTarget } from '../src/infra/redis.js';
 
 const PRIMARY = 'postgres://postgres@127.0.0.1:5432/messenger';
-
-function configError(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail(`loadConfig(${JSON.stringify(env)}) did not throw`);
-}
 
 describe('scale-out settings', () => {
   it('when REDIS_URL names a cluster, then every node is read, with credentials', () => {
