@@ -1,14 +1,7 @@
+import { keysetPage } from '../../paging.js';
+import { presentMessage, type MessageJson } from '../messages/present.js';
 import { encodeChatsCursor, encodeMembersCursor } from './cursor.js';
-import type { ChatMember, LastMessage, MyChat } from './repository.js';
-
-/** swagger.yml, HistoryMessage. */
-interface MessageJson {
-  text: string;
-  message_id: string;
-  user_id: string;
-  user_name: string;
-  created_at: Date;
-}
+import type { ChatMember, MyChat } from './repository.js';
 
 /** swagger.yml, MyChat. */
 interface MyChatJson {
@@ -29,20 +22,12 @@ interface ChatMemberJson {
   online: boolean;
 }
 
-const presentMessage = (message: LastMessage): MessageJson => ({
-  text: message.text,
-  message_id: message.messageId,
-  user_id: message.memberId,
-  user_name: message.memberName,
-  created_at: message.createdAt,
-});
-
 /** A page for up to `limit + 1` chats: the extra one only says "more follow". */
 export function presentMyChats(
   chats: MyChat[],
   limit: number,
 ): { chats: MyChatJson[]; next?: { iterator: string } } {
-  const shown = chats.slice(0, limit);
+  const { shown, next } = keysetPage(chats, limit, encodeChatsCursor);
   const page: { chats: MyChatJson[]; next?: { iterator: string } } = {
     chats: shown.map((chat) => ({
       chat_id: chat.chatId,
@@ -54,8 +39,7 @@ export function presentMyChats(
       last_activity_at: chat.lastActivityAt,
     })),
   };
-  const last = shown.at(-1);
-  if (chats.length > limit && last) page.next = { iterator: encodeChatsCursor(last) };
+  if (next) page.next = next;
   return page;
 }
 
@@ -65,7 +49,7 @@ export function presentMembers(
   limit: number,
   online: Set<string>,
 ): { users: ChatMemberJson[]; next?: { iterator: string } } {
-  const shown = members.slice(0, limit);
+  const { shown, next } = keysetPage(members, limit, (last) => encodeMembersCursor(last.memberId));
   const page: { users: ChatMemberJson[]; next?: { iterator: string } } = {
     users: shown.map((member) => ({
       user_id: member.memberId,
@@ -74,7 +58,6 @@ export function presentMembers(
       online: member.userId !== null && online.has(member.userId),
     })),
   };
-  const last = shown.at(-1);
-  if (members.length > limit && last) page.next = { iterator: encodeMembersCursor(last.memberId) };
+  if (next) page.next = next;
   return page;
 }

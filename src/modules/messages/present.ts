@@ -1,3 +1,4 @@
+import { keysetPage } from '../../paging.js';
 import { encodeCursor } from './cursor.js';
 import type { HistoryRow } from './repository.js';
 
@@ -15,7 +16,8 @@ export interface HistoryPageJson {
   next?: { iterator: string };
 }
 
-export function presentMessage(row: HistoryRow): MessageJson {
+/** A message as history shows it; its position (seq) is not shown. */
+export function presentMessage(row: Omit<HistoryRow, 'seq'>): MessageJson {
   return {
     text: row.text,
     message_id: row.messageId,
@@ -27,11 +29,8 @@ export function presentMessage(row: HistoryRow): MessageJson {
 
 /** The page for up to `limit + 1` rows read after a position: the extra row only says "more follow". */
 export function presentHistoryPage(rows: HistoryRow[], limit: number): HistoryPageJson {
-  const more = rows.length > limit;
-  const shown = more ? rows.slice(0, limit) : rows;
-  const page: HistoryPageJson = { messages: shown.map(presentMessage) };
-  if (more) page.next = { iterator: encodeCursor(shown[shown.length - 1]!.seq) };
-  return page;
+  const { shown, next } = keysetPage(rows, limit, (last) => encodeCursor(last.seq));
+  return next ? { messages: shown.map(presentMessage), next } : { messages: shown.map(presentMessage) };
 }
 
 /** A page read from any position (newest, before, around): `prev` / `next` say whether older / newer exist. */
