@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+
 import type { Response } from 'supertest';
 import { entryBytes, ExpiringMap } from '../src/infra/cache.js';
+
 import type { CacheModule } from '../src/modules/cache/index.js';
 import { sharedApp, startApp, type Api, type TestApp } from './support/app.js';
-import { createChat, join, registerAndLogin, send, type User } from './support/fixtures.js';
+
+import { registerAndLogin, send, type User, memberOfNewChat } from './support/fixtures.js';
 import { profile } from './support/profile.js';
+
 import { eventually } from './support/spawn.js';
+
 import { TcpProxy } from './support/tcp-proxy.js';
 
 interface Chat {
@@ -16,9 +21,7 @@ interface Chat {
 }
 
 async function chatWith(api: Api, ...messages: string[]): Promise<Chat> {
-  const user = await registerAndLogin(api);
-  const chatId = await createChat(api, user);
-  const memberId = await join(api, user, chatId);
+  const { user, chatId, memberId } = await memberOfNewChat(api);
   for (const message of messages) await send(api, user, chatId, memberId, message);
   return { user, chatId, memberId };
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { Response } from 'supertest';
-import { sharedApp, startApp, type Api, type TestApp } from './support/app.js';
+import { sharedApp, startApp, type Api, type TestApp, twoApps } from './support/app.js';
 import { join, registerAndLogin, send, unique, type User, memberOfNewChat } from './support/fixtures.js';
 import { describeSingleRedis, profile } from './support/profile.js';
 import { eventually, killLeftovers, spawnApi, type LogLine, type SpawnedApi } from './support/spawn.js';
@@ -141,31 +141,24 @@ describe('cache', () => {
     const databaseUrl = profile.env.DATABASE_URL!;
 
     describe('with two instances on the same Postgres and Redis', () => {
-      let a: TestApp;
-      let b: TestApp;
-      before(async () => {
-        [a, b] = await Promise.all([startApp(), startApp()]);
-      });
-      after(async () => {
-        await Promise.all([a.close(), b.close()]);
-      });
+      const { a, b } = twoApps();
 
       it('when a message is sent through A, then the page B had cached is stale on B at once', async () => {
-        const chat = await chatWith(a.api, 'from A');
-        expectCache(await history(b.api, chat).expect(200), 'MISS');
-        expectCache(await history(a.api, chat).expect(200), 'HIT');
-        expectCache(await history(b.api, chat).expect(200), 'HIT');
-        await send(a.api, chat.user, chat.chatId, chat.memberId, 'again from A');
-        const res = expectCache(await history(b.api, chat).expect(200), 'MISS');
+        const chat = await chatWith(a().api, 'from A');
+        expectCache(await history(b().api, chat).expect(200), 'MISS');
+        expectCache(await history(a().api, chat).expect(200), 'HIT');
+        expectCache(await history(b().api, chat).expect(200), 'HIT');
+        await send(a().api, chat.user, chat.chatId, chat.memberId, 'again from A');
+        const res = expectCache(await history(b().api, chat).expect(200), 'MISS');
         assert.deepEqual(texts(res), ['from A', 'again from A']);
       });
 
       it('when a user logs out on A, then the session B had cached stops working on B at once', async () => {
-        const chat = await chatWith(a.api, 'hi');
-        await history(b.api, chat).expect(200);
-        await history(b.api, chat).expect(200);
-        await a.api.post('/v1/auth/logout').set(chat.user.auth).expect(200);
-        await history(b.api, chat).expect(401, { message: 'invalid-session-id' });
+        const chat = await chatWith(a().api, 'hi');
+        await history(b().api, chat).expect(200);
+        await history(b().api, chat).expect(200);
+        await a().api.post('/v1/auth/logout').set(chat.user.auth).expect(200);
+        await history(b().api, chat).expect(401, { message: 'invalid-session-id' });
       });
     });
 

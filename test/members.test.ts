@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { appWith, sharedApp, startApp, type Api, type TestApp } from './support/app.js';
-import { createChat, join, registerAndLogin, send, type User } from './support/fixtures.js';
+
+import { appWith, sharedApp, type Api, type TestApp, twoApps } from './support/app.js';
+import { createChat, join, registerAndLogin, send, type User, memberOfNewChat } from './support/fixtures.js';
+
 import { profile } from './support/profile.js';
+
 import { createTask, finished } from './support/search-helpers.js';
 
 interface ChatMember {
@@ -193,44 +196,35 @@ describe('members and leaving', () => {
 
   if (profile.services) {
     describe('with two instances on the same Postgres and Redis', () => {
-      let a: TestApp;
-      let b: TestApp;
-      before(async () => {
-        [a, b] = await Promise.all([startApp(), startApp()]);
-      });
-      after(async () => {
-        await Promise.all([a.close(), b.close()]);
-      });
+      const { a, b } = twoApps();
 
       it('when a member leaves on A, then B, which had the membership cached, refuses them at once', async () => {
-        const owner = await registerAndLogin(a.api);
-        const chat = await createChat(a.api, owner);
-        const ownerMember = await join(a.api, owner, chat);
-        const guest = await registerAndLogin(a.api);
-        const guestMember = await join(a.api, guest, chat);
-        await send(a.api, owner, chat, ownerMember, 'hello');
+        const { user: owner, chatId: chat, memberId: ownerMember } = await memberOfNewChat(a().api);
+        const guest = await registerAndLogin(a().api);
+        const guestMember = await join(a().api, guest, chat);
+        await send(a().api, owner, chat, ownerMember, 'hello');
         for (let i = 0; i < 2; i++) {
-          await b.api.get(`/v1/chats/${chat}/messages?limit=10`).set(guest.auth).expect(200);
+          await b().api.get(`/v1/chats/${chat}/messages?limit=10`).set(guest.auth).expect(200);
         }
 
-        await leave(a.api, guest, chat, guestMember).expect(204);
+        await leave(a().api, guest, chat, guestMember).expect(204);
 
-        await b.api
-          .get(`/v1/chats/${chat}/messages?limit=10`)
+        await b()
+          .api.get(`/v1/chats/${chat}/messages?limit=10`)
           .set(guest.auth)
           .expect(404, { message: 'chat-not-found' });
-        await b.api
-          .get(`/v1/chats/${chat}/users?limit=10`)
+        await b()
+          .api.get(`/v1/chats/${chat}/users?limit=10`)
           .set(guest.auth)
           .expect(404, { message: 'chat-not-found' });
-        await b.api
-          .post(`/v1/chats/${chat}/messages?user_id=${guestMember}`)
+        await b()
+          .api.post(`/v1/chats/${chat}/messages?user_id=${guestMember}`)
           .set(guest.auth)
           .send({ message: 'through B' })
           .expect(404, { message: 'chat-not-found' });
         // Joining again (on B) restores access on A too.
-        assert.equal(await join(b.api, guest, chat), guestMember);
-        await a.api.get(`/v1/chats/${chat}/messages?limit=10`).set(guest.auth).expect(200);
+        assert.equal(await join(b().api, guest, chat), guestMember);
+        await a().api.get(`/v1/chats/${chat}/messages?limit=10`).set(guest.auth).expect(200);
       });
     });
   }

@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+
 import { createLogger } from '../src/infra/logger.js';
+
 import { createJobQueue } from '../src/infra/queue.js';
+
 import { seedSql, startApp, type TestApp } from './support/app.js';
-import { badParameters, createChat, join, registerAndLogin, unique, type User } from './support/fixtures.js';
+
+import { badParameters, registerAndLogin, unique, type User, memberOfNewChat } from './support/fixtures.js';
 import { profile } from './support/profile.js';
+
 import {
   createTask,
   finished,
@@ -39,9 +44,7 @@ describe('search abuse limits', () => {
 
   it('when a search finds 1000 long messages, then pages answer their texts and highlights newest first while the task stores only ids', async () => {
     app = await startApp({ SEARCH_RESULT_TTL: '60' });
-    const user = await registerAndLogin(app.api);
-    const chat = await createChat(app.api, user);
-    const member = await join(app.api, user, chat);
+    const { user, chatId: chat, memberId: member } = await memberOfNewChat(app.api);
     const tag = unique('big').replace('-', '');
     const filler = 'lorem ipsum dolor sit amet '.repeat(150).slice(0, 3980);
     await seedSql(

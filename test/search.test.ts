@@ -9,6 +9,7 @@ import {
   send,
   type User,
   unique,
+  memberOfNewChat,
 } from './support/fixtures.js';
 
 /** Polls the task's status until it is finished; returns the final status body. */
@@ -230,9 +231,7 @@ describe('search limits and lifecycle', () => {
 
   it('when more messages match than SEARCH_MAX_RESULTS, then the task keeps the newest ones', async () => {
     app = await startApp({ SEARCH_MAX_RESULTS: '3' });
-    const user = await registerAndLogin(app.api);
-    const chat = await createChat(app.api, user);
-    const member = await join(app.api, user, chat);
+    const { user, chatId: chat, memberId: member } = await memberOfNewChat(app.api);
     const tag = unique('cap').replace('-', '');
     for (let i = 1; i <= 5; i++) await send(app.api, user, chat, member, `${tag} number ${i}`);
     const created = await app.api.post('/v1/chats/search').set(user.auth).send({ message: tag }).expect(201);
@@ -278,9 +277,7 @@ describe('search limits and lifecycle', () => {
       SEARCH_MAX_RESULTS: '100000',
       DB_QUERY_TIMEOUT_MS: '60000',
     });
-    const user = await registerAndLogin(app.api);
-    const chat = await createChat(app.api, user);
-    const member = await join(app.api, user, chat);
+    const { user, chatId: chat, memberId: member } = await memberOfNewChat(app.api);
     // Fetching 30,000 matches takes far longer than 10 ms (measured: 60..270 ms in PGlite).
     await seedSql(
       app,

@@ -127,3 +127,22 @@ export function appWith(env: Record<string, string>): () => TestApp {
     return app;
   };
 }
+
+/**
+ * Two apps with the same settings, so on the same Postgres and Redis (two instances of the service),
+ * for the enclosing describe; call a() and b() inside its tests.
+ */
+export function twoApps(): { a: () => TestApp; b: () => TestApp } {
+  let apps: [TestApp, TestApp] | undefined;
+  before(async () => {
+    apps = await Promise.all([startApp(), startApp()]);
+  });
+  after(async () => {
+    if (apps) await Promise.all(apps.map((app) => app.close()));
+  });
+  const get = (index: 0 | 1) => () => {
+    if (!apps) throw new Error('twoApps: used outside a test of its describe');
+    return apps[index];
+  };
+  return { a: get(0), b: get(1) };
+}
