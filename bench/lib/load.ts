@@ -122,13 +122,14 @@ export async function http(
 }
 
 /**
- * The INSERT ceiling: `connections` pg clients each issuing `text` with the next parameters, back to
- * back, for the duration (after a warm-up that is not recorded).
+ * A straight-through-pg ceiling: `connections` pg clients each issuing `statement` (prepared once
+ * per client under its name) with the next parameters, back to back, for the duration (after a
+ * warm-up that is not recorded).
  */
 export async function pgLoop(
   label: string,
   url: string,
-  text: string,
+  statement: { name: string; text: string },
   nextParams: () => unknown[],
   settings: LoadSettings,
 ): Promise<{ measured: Measured; samples: Samples }> {
@@ -151,7 +152,7 @@ export async function pgLoop(
           while (performance.now() < stopAt) {
             const began = performance.now();
             try {
-              await client.query(text, nextParams());
+              await client.query({ ...statement, values: nextParams() });
               samples?.add(performance.now() - began);
               completed++;
             } catch {

@@ -1,5 +1,6 @@
 import knexFactory, { type Knex } from 'knex';
 
+export { CHAT_STATEMENTS } from '../../src/modules/chats/repository.js';
 export { MESSAGE_STATEMENTS } from '../../src/modules/messages/repository.js';
 export { SEARCH_STATEMENT } from '../../src/modules/search/repository.js';
 

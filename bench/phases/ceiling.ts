@@ -2,27 +2,98 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { presentHistoryPage } from '../../src/modules/messages/present.js';
 import type { HistoryRow } from '../../src/modules/messages/repository.js';
-import { http } from '../lib/load.js';
+import { BENCH_DATABASE_URL } from '../lib/db.js';
+import { http, pgLoop, type Measured } from '../lib/load.js';
+import { formatRatio, formatRps, type Row, type Target } from '../lib/report.js';
 import { freePort, LOG_DIR, startService, waitFor } from '../lib/services.js';
-import { MESSAGE_STATEMENTS, native } from '../lib/sql.js';
+import { CHAT_STATEMENTS, MESSAGE_STATEMENTS } from '../lib/sql.js';
 import { SHALLOW } from './history.js';
 import { httpRow, vsKoa, type Context, type Phase } from './phase.js';
+
+/** The arguments of the history page the uncached scenario reads at depth SHALLOW, for its reader. */
+function shallowPageArgs(ctx: Context) {
+  return {
+    viewer: ctx.fx.users[0]!.id,
+    chatId: ctx.fx.bigChatId,
+    afterSeq: ctx.fx.bigChatSeqs[SHALLOW - 1]!,
+    // As the API asks: one more than the page shows, to know whether more follow.
+    limit: ctx.settings.pageLimit + 1,
+  };
+}
 
 /** The page the cached history scenario reads, built here with the API's own history SQL: its file. */
 async function writeCachedPage(ctx: Context): Promise<string> {
   const { historyPage } = MESSAGE_STATEMENTS;
-  const limit = ctx.settings.pageLimit;
-  const chatId = ctx.fx.bigChatId;
-  const afterSeq = ctx.fx.bigChatSeqs[SHALLOW - 1]!;
-  const { text, values } = native(
-    historyPage.sql,
-    historyPage.bindings({ chatId, afterSeq, limit: limit + 1 }),
-  );
-  const { rows } = await ctx.db.query<HistoryRow>(text, values);
+  const { rows } = await ctx.db.query<HistoryRow>(historyPage.text, historyPage.values(shallowPageArgs(ctx)));
   fs.mkdirSync(LOG_DIR, { recursive: true });
   const pageFile = path.join(LOG_DIR, 'page.json');
-  fs.writeFileSync(pageFile, JSON.stringify(presentHistoryPage(rows, limit)));
+  fs.writeFileSync(pageFile, JSON.stringify(presentHistoryPage(rows, ctx.settings.pageLimit)));
   return pageFile;
+}
+
+/**
+ * The straight-SELECT ceilings: the repository's statements for the uncached history page (depth
+ * SHALLOW), the newest page and the chat list, through pg clients, prepared, back to back. The
+ * arguments are those of the API scenarios they bound (the same reader, chat and page size).
+ */
+async function selectCeilings(ctx: Context): Promise<void> {
+  const { historyPage, olderPage } = MESSAGE_STATEMENTS;
+  const reader = ctx.fx.users[0]!.id;
+  const limit = ctx.settings.pageLimit + 1;
+  const loop = (label: string, statement: { name: string; text: string }, values: unknown[]) =>
+    pgLoop(label, BENCH_DATABASE_URL, statement, () => values, ctx.load);
+  const page = historyPage.values(shallowPageArgs(ctx));
+  ctx.measured.pageSelect = (await loop('history page SELECT (pg)', historyPage, page)).measured;
+  const newest = olderPage.values({ viewer: reader, chatId: ctx.fx.bigChatId, beforeSeq: null, limit });
+  ctx.measured.newestSelect = (await loop('newest page SELECT (pg)', olderPage, newest)).measured;
+  const { myChats } = CHAT_STATEMENTS;
+  const chats = myChats.values({ userId: reader, afterAt: null, afterChat: null, limit });
+  ctx.measured.chatsSelect = (await loop('chat list SELECT (pg)', myChats, chats)).measured;
+}
+
+/** The uncached API scenarios each straight SELECT bounds (measured by the history and chat list steps). */
+const SELECT_BOUNDS = [
+  { ceiling: 'pageSelect', api: 'shallow', what: `uncached history page (depth ${SHALLOW})` },
+  { ceiling: 'newestSelect', api: 'newestUncached', what: 'uncached newest page (`anchor=newest`)' },
+  { ceiling: 'chatsSelect', api: 'chatsUncached', what: 'uncached chat list (`GET /v1/chats`)' },
+] as const;
+
+const SELECT_SHARE = 0.7;
+
+/** The straight-SELECT rows, and each uncached API scenario against its ceiling when it ran. */
+function selectReport(ctx: Context): { rows: Row[]; targets: Target[]; notes: string[] } {
+  const rows: Row[] = [];
+  const targets: Target[] = [];
+  const labels = {
+    pageSelect: `history page via pg, prepared, depth ${SHALLOW} (ceiling)`,
+    newestSelect: 'newest page via pg, prepared (ceiling)',
+    chatsSelect: 'chat list via pg, prepared (ceiling)',
+  };
+  for (const { ceiling, api, what } of SELECT_BOUNDS) {
+    const bound = ctx.measured[ceiling];
+    if (!bound) continue;
+    rows.push(httpRow(labels[ceiling], bound, { rssMb: undefined, ratio: '1.00× (ceiling)' }));
+    const served: Measured | undefined = ctx.measured[api];
+    const target = `${what} ≥ ${SELECT_SHARE * 100}% of its straight SELECT`;
+    if (!served) {
+      targets.push({ target, measured: `not measured in this run (\`${api}\` did not run)`, met: false });
+      continue;
+    }
+    const share = served.rps / bound.rps;
+    targets.push({
+      target,
+      measured: `${formatRps(served.rps)} vs ${formatRps(bound.rps)}/s = ${(share * 100).toFixed(0)}% (${formatRatio(share)})`,
+      met: share >= SELECT_SHARE,
+    });
+  }
+  const notes = rows.length
+    ? [
+        `Straight SELECT ceilings: the repository's statement (membership check included, as the API runs it) ` +
+          `through ${ctx.settings.connections} pg clients, each statement prepared once per client, with the ` +
+          'arguments of the uncached API scenario it bounds (same reader, chat and page size).',
+      ]
+    : [];
+  return { rows, targets, notes };
 }
 
 /**
@@ -58,6 +129,7 @@ export function ceilingPhase(): Phase {
     name: 'ceiling',
     steps: [
       { needs: 'nothing', run: koaCeilings },
+      { needs: 'nothing', run: selectCeilings },
       {
         needs: 'full',
         run: async (ctx, api) => {
@@ -66,24 +138,32 @@ export function ceilingPhase(): Phase {
         },
       },
     ],
-    report: (ctx) => ({
-      rows: [
-        httpRow('bare Koa `{}` (ceiling)', ctx.measured.koa!, { rssMb: undefined, ratio: '1.00× (ceiling)' }),
-        httpRow(
-          `bare Koa, the same ${ctx.settings.pageLimit}-message page (${page()})`,
-          ctx.measured.koaPage!,
-          {
+    report: (ctx) => {
+      const selects = selectReport(ctx);
+      return {
+        rows: [
+          httpRow('bare Koa `{}` (ceiling)', ctx.measured.koa!, {
             rssMb: undefined,
-            ratio: vsKoa(ctx, ctx.measured.koaPage!),
-          },
-        ),
-        httpRow('`GET /ping`', ctx.measured.ping!, { ratio: vsKoa(ctx, ctx.measured.ping!) }),
-      ],
-      targets: [],
-      notes: [
-        `The same-page Koa row serves the cached scenario's page (${page()} of JSON) from ` +
-          'an object serialized per request: the ceiling for that payload, shown for reference.',
-      ],
-    }),
+            ratio: '1.00× (ceiling)',
+          }),
+          httpRow(
+            `bare Koa, the same ${ctx.settings.pageLimit}-message page (${page()})`,
+            ctx.measured.koaPage!,
+            {
+              rssMb: undefined,
+              ratio: vsKoa(ctx, ctx.measured.koaPage!),
+            },
+          ),
+          httpRow('`GET /ping`', ctx.measured.ping!, { ratio: vsKoa(ctx, ctx.measured.ping!) }),
+          ...selects.rows,
+        ],
+        targets: selects.targets,
+        notes: [
+          `The same-page Koa row serves the cached scenario's page (${page()} of JSON) from ` +
+            'an object serialized per request: the ceiling for that payload, shown for reference.',
+          ...selects.notes,
+        ],
+      };
+    },
   };
 }

@@ -3,7 +3,7 @@ import { auth, type Deployment } from '../lib/api.js';
 import { BENCH_DATABASE_URL } from '../lib/db.js';
 import { http, pgLoop } from '../lib/load.js';
 import { formatRatio, formatRps } from '../lib/report.js';
-import { MESSAGE_STATEMENTS, native } from '../lib/sql.js';
+import { MESSAGE_STATEMENTS } from '../lib/sql.js';
 import type { Send } from './seed.js';
 import { httpRow, scenario, type Context, type Phase } from './phase.js';
 
@@ -23,14 +23,12 @@ const insertArgs = ({ send, text }: { send: Send; text: string }) => ({
   deadline: new Date(Date.now() + 1000),
 });
 
-/** The repository's INSERT through pg clients: the ceiling of the send. */
+/** The repository's INSERT through pg clients, prepared: the ceiling of the send. */
 async function straightInsert(ctx: Context): Promise<void> {
   const { insertMessage } = MESSAGE_STATEMENTS;
   const next = roundRobin(ctx);
-  // Converted once; the bindings of every later send follow the same placeholders.
-  const { text } = native(insertMessage.sql, insertMessage.bindings(insertArgs(roundRobin(ctx)())));
-  const nextParams = () => insertMessage.bindings(insertArgs(next()));
-  const run = await pgLoop('straight INSERT (pg)', BENCH_DATABASE_URL, text, nextParams, ctx.load);
+  const nextParams = () => insertMessage.values(insertArgs(next()));
+  const run = await pgLoop('straight INSERT (pg)', BENCH_DATABASE_URL, insertMessage, nextParams, ctx.load);
   ctx.measured.insert = run.measured;
 }
 
@@ -53,6 +51,8 @@ async function send(ctx: Context, api: Deployment): Promise<void> {
   ctx.measured.send = ctx.peaks.keep(run.measured);
 }
 
+const SEND_SHARE = 0.7;
+
 /** Sending a message, against the straight INSERT ceiling. */
 export function sendPhase(): Phase {
   return {
@@ -65,26 +65,27 @@ export function sendPhase(): Phase {
       const insert = scenario(ctx, 'insert');
       const sent = scenario(ctx, 'send');
       const share = sent.rps / insert.rps;
+      const met = share >= SEND_SHARE;
       return {
         rows: [
-          httpRow('straight INSERT via pg (ceiling)', insert, { ratio: '1.00× (ceiling)' }),
+          httpRow('straight INSERT via pg, prepared (ceiling)', insert, { ratio: '1.00× (ceiling)' }),
           httpRow('send message', sent, {
             ratio: `${formatRatio(share)} straight INSERT`,
-            target: '≥ 0.50× straight INSERT',
-            met: share >= 0.5,
+            target: `≥ ${formatRatio(SEND_SHARE)} straight INSERT`,
+            met,
           }),
         ],
         targets: [
           {
-            target: 'send message ≥ 50% of the straight INSERT ceiling',
+            target: `send message ≥ ${SEND_SHARE * 100}% of the straight INSERT ceiling`,
             measured: `${formatRps(sent.rps)} vs ${formatRps(insert.rps)}/s = ${(share * 100).toFixed(0)}%`,
-            met: share >= 0.5,
+            met,
           },
         ],
         notes: [
           `Send and the straight INSERT: the same ${ctx.fx.sends.length} (user, chat, member) triples round-robin; the ` +
-            `straight INSERT is the repository’s statement through ${ctx.settings.connections} pg clients. Rows they add are ` +
-            'deleted afterwards.',
+            `straight INSERT is the repository’s statement through ${ctx.settings.connections} pg clients, prepared once ` +
+            'per client as the API prepares it. Rows they add are deleted afterwards.',
         ],
       };
     },

@@ -1,4 +1,4 @@
-import type { Knex } from '../../infra/db.js';
+import { run, statement, type Knex } from '../../infra/db.js';
 
 export interface UserRecord {
   id: string;
@@ -11,6 +11,12 @@ export interface SessionRecord {
 }
 
 const UNIQUE_VIOLATION = '23505';
+
+/** Read on every authenticated request that no cache answers. */
+const FIND_SESSION = statement<{ tokenHash: string }, { userId: string; expiresAt: Date }>(
+  'auth.session',
+  'SELECT user_id AS "userId", expires_at AS "expiresAt" FROM sessions WHERE token_hash = :tokenHash',
+);
 
 export class AuthRepository {
   constructor(private readonly knex: Knex) {}
@@ -36,8 +42,8 @@ export class AuthRepository {
   }
 
   async findSession(tokenHash: string): Promise<SessionRecord | undefined> {
-    const row = await this.knex('sessions').where({ token_hash: tokenHash }).first('user_id', 'expires_at');
-    return row ? { userId: row.user_id, expiresAt: new Date(row.expires_at) } : undefined;
+    const [row] = (await run(this.knex, FIND_SESSION, { tokenHash })).rows;
+    return row && { userId: row.userId, expiresAt: new Date(row.expiresAt) };
   }
 
   async deleteSession(tokenHash: string): Promise<void> {

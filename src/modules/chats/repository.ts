@@ -1,4 +1,4 @@
-import type { Database, Knex } from '../../infra/db.js';
+import { run, statement, type Database, type Knex } from '../../infra/db.js';
 import { appendEvent } from '../events/append.js';
 import type { StoredEvent } from '../events/model.js';
 
@@ -49,11 +49,31 @@ export interface ChatMember {
  */
 const UNREAD = `(mb.read_unread + (c.message_count - mb.read_message_count) - (mb.sent_count - mb.read_sent_count))`;
 
+/**
+ * The membership rule as SQL, for a statement that checks it along with what it reads: true when
+ * `:viewer` is a current member of chat `:chatId`; an anonymous caller (`:viewer` null, authentication
+ * off) sees every chat there is.
+ */
+export const VISIBLE_SQL = `CASE WHEN CAST(:viewer AS uuid) IS NULL
+         THEN EXISTS (SELECT 1 FROM chats vc WHERE vc.id = :chatId)
+         ELSE EXISTS (SELECT 1 FROM members vm WHERE vm.chat_id = :chatId AND vm.user_id = CAST(:viewer AS uuid)
+                        AND vm.left_at IS NULL) END`;
+
+const VISIBLE = statement<{ chatId: string; viewer: string | null }, { visible: boolean }>(
+  'chats.visible',
+  `SELECT ${VISIBLE_SQL} AS visible`,
+);
+
 // A page of the chat list sorts the user's current memberships by their chats' activity: the cost
 // grows with the number of chats the user is in (an index-only scan of (user_id, chat_id) and a
 // lookup of each chat), never with the number of messages. Member rows, unread counts and last
 // messages are read for the page's chats only.
-const MY_CHATS_SQL = `WITH page AS (
+const MY_CHATS = statement<
+  { userId: string; afterAt: string | null; afterChat: string | null; limit: number },
+  MyChatRow
+>(
+  'chats.mine',
+  `WITH page AS (
          SELECT c.id AS chat_id, c.name AS chat_name, c.message_count, c.last_seq, c.last_activity_at
          FROM members mb JOIN chats c ON c.id = mb.chat_id
          WHERE mb.user_id = :userId AND mb.left_at IS NULL
@@ -71,7 +91,11 @@ const MY_CHATS_SQL = `WITH page AS (
        JOIN members mb ON mb.chat_id = c.chat_id AND mb.user_id = :userId
        LEFT JOIN messages m ON m.chat_id = c.chat_id AND m.seq = c.last_seq
        LEFT JOIN members sender ON sender.id = m.member_id
-       ORDER BY c.last_activity_at DESC, c.chat_id DESC`;
+       ORDER BY c.last_activity_at DESC, c.chat_id DESC`,
+);
+
+/** The repository's statements on the hot paths, for the benchmark's straight-through-pg ceilings. */
+export const CHAT_STATEMENTS = { myChats: MY_CHATS, visible: VISIBLE } as const;
 
 interface MyChatRow {
   chatId: string;
@@ -104,15 +128,16 @@ export class ChatsRepository {
   }
 
   async chatExists(chatId: string): Promise<boolean> {
-    return (await this.knex('chats').where({ id: chatId }).first('id')) !== undefined;
+    return this.visible(chatId, null);
   }
 
   async isMember(chatId: string, userId: string): Promise<boolean> {
-    const row = await this.knex('members')
-      .where({ chat_id: chatId, user_id: userId })
-      .whereNull('left_at')
-      .first('id');
-    return row !== undefined;
+    return this.visible(chatId, userId);
+  }
+
+  private async visible(chatId: string, viewer: string | null): Promise<boolean> {
+    const { rows } = await run(this.knex, VISIBLE, { chatId, viewer });
+    return rows[0]?.visible === true;
   }
 
   /**
@@ -204,14 +229,8 @@ export class ChatsRepository {
 
   /** The user's chats, most recent activity first, after `after` (the last chat of the previous page). */
   async myChats(userId: string, after: ChatListPosition | undefined, limit: number): Promise<MyChat[]> {
-    const { rows } = await this.read((knex) =>
-      knex.raw<{ rows: MyChatRow[] }>(MY_CHATS_SQL, {
-        userId,
-        afterAt: after?.activityKey ?? null,
-        afterChat: after?.chatId ?? null,
-        limit,
-      }),
-    );
+    const args = { userId, afterAt: after?.activityKey ?? null, afterChat: after?.chatId ?? null, limit };
+    const { rows } = await this.read((knex) => run(knex, MY_CHATS, args));
     return rows.map((row) => ({
       chatId: row.chatId,
       chatName: row.chatName,

@@ -1,4 +1,12 @@
-import { DatabaseUnavailableError, statementDeadline, type Database, type Knex } from '../../infra/db.js';
+import {
+  DatabaseUnavailableError,
+  run,
+  statement,
+  statementDeadline,
+  type Database,
+  type Knex,
+} from '../../infra/db.js';
+import { VISIBLE_SQL } from '../chats/repository.js';
 import type { StoredEvent } from '../events/model.js';
 
 /** A message as history shows it, in the code's names. */
@@ -21,13 +29,14 @@ export interface HistoryRow {
 // already taken makes it fail whole, so a message is stored once per key.
 const insertMessageSql = (
   recordKey: boolean,
-) => `WITH chat AS (UPDATE chats SET event_seq = event_seq + 1 WHERE id = ? RETURNING id, event_seq),
+) => `WITH chat AS (UPDATE chats SET event_seq = event_seq + 1 WHERE id = :chatId RETURNING id, event_seq),
        member AS (SELECT mb.id, mb.chat_id, mb.name FROM members mb JOIN chat ON chat.id = mb.chat_id
-                  WHERE mb.id = ? AND (?::uuid IS NULL OR mb.user_id = ?::uuid) AND mb.left_at IS NULL
+                  WHERE mb.id = :memberId AND (CAST(:userId AS uuid) IS NULL OR mb.user_id = CAST(:userId AS uuid))
+                    AND mb.left_at IS NULL
                   FOR NO KEY UPDATE OF mb),
        message AS (INSERT INTO messages (chat_id, member_id, text)
-                   SELECT member.chat_id, member.id, ? FROM member
-                   WHERE clock_timestamp() < coalesce(?::timestamptz, 'infinity')
+                   SELECT member.chat_id, member.id, CAST(:text AS text) FROM member
+                   WHERE clock_timestamp() < coalesce(CAST(:deadline AS timestamptz), 'infinity')
                    RETURNING id, chat_id, member_id, text, created_at),
        event AS (INSERT INTO events (chat_id, seq, kind, payload)
                  SELECT message.chat_id, chat.event_seq, 'message', jsonb_build_object(
@@ -39,47 +48,96 @@ const insertMessageSql = (
                    recordKey
                      ? `,
        recorded AS (INSERT INTO idempotency_keys (owner, key, request_hash, message_id)
-                    SELECT ?, ?, ?, id FROM message RETURNING message_id)`
+                    SELECT :owner, :key, :requestHash, id FROM message RETURNING message_id)`
                      : ''
                  }
        SELECT message.id, event.seq, event.payload FROM message, event`;
-const INSERT_MESSAGE_SQL = insertMessageSql(false);
-const INSERT_MESSAGE_ONCE_SQL = insertMessageSql(true);
 
-/** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
-const HISTORY_PAGE_SQL = `SELECT m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
-              m.text, m.created_at AS "createdAt"
-       FROM messages m JOIN members mb ON mb.id = m.member_id
-       WHERE m.chat_id = ? AND m.seq > ?
-       ORDER BY m.seq
-       LIMIT ?`;
-
-const PAGE_COLUMNS = `m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
-              m.text, m.created_at AS "createdAt"`;
-
-/**
- * Up to `limit` messages before position `beforeSeq`, newest first. The positions come from an
- * index-only scan of (chat_id, seq) walked backwards: left to itself, the planner may walk the global
- * seq index back from its end for a chat that holds most messages, over every newer message of every
- * other chat.
- */
-const OLDER_SQL = `SELECT ${PAGE_COLUMNS}
-       FROM messages m JOIN members mb ON mb.id = m.member_id
-       WHERE m.chat_id = :chatId
-         AND m.seq IN (SELECT p.seq FROM messages p WHERE p.chat_id = :chatId AND p.seq < :beforeSeq
-                       ORDER BY p.chat_id DESC, p.seq DESC LIMIT :limit)
-       ORDER BY m.seq DESC`;
-
-const MAX_POSITION = '9223372036854775807';
-const UNIQUE_VIOLATION = '23505';
-/** How long a retry with the same Idempotency-Key gets the first answer. */
-const IDEMPOTENCY_TTL = "interval '24 hours'";
+/** What an insert needs: without a deadline (null) it waits as long as it must. */
+interface InsertArgs {
+  chatId: string;
+  memberId: string;
+  userId: string | null;
+  text: string;
+  deadline: Date | null;
+}
 
 interface InsertedRow {
   id: string;
   seq: string;
   payload: Record<string, unknown>;
 }
+
+const INSERT_MESSAGE = statement<InsertArgs, InsertedRow>('messages.insert', insertMessageSql(false));
+const INSERT_MESSAGE_ONCE = statement<InsertArgs & IdempotencyKey, InsertedRow>(
+  'messages.insert-once',
+  insertMessageSql(true),
+);
+
+const PAGE_COLUMNS = `m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
+              m.text, m.created_at AS "createdAt"`;
+
+/** A page's rows, with whether the viewer may see the chat (false: one row, nothing else in it). */
+type VisibleRow = { visible: boolean } & (HistoryRow | { seq: null });
+
+/**
+ * `range` (PAGE_COLUMNS from `messages m JOIN members mb`, in the order the page shows) for a viewer:
+ * the membership rule is checked first, in the same statement, and the range, gated by `v.visible`
+ * in its WHERE, is only read when it holds. One row with `visible` false when it does not, one with
+ * `seq` null for an empty page.
+ */
+const forViewer = (
+  range: string,
+  order: 'ASC' | 'DESC',
+) => `WITH v AS MATERIALIZED (SELECT ${VISIBLE_SQL} AS visible)
+       SELECT v.visible, p.* FROM v LEFT JOIN LATERAL (${range}) p ON true
+       ORDER BY p.seq ${order}`;
+
+/** Up to `limit` messages after position `afterSeq`, oldest first: a keyset range on (chat_id, seq). */
+const HISTORY_PAGE = statement<PageArgs & { afterSeq: string }, VisibleRow>(
+  'messages.page',
+  forViewer(
+    `SELECT ${PAGE_COLUMNS}
+       FROM messages m JOIN members mb ON mb.id = m.member_id
+       WHERE v.visible AND m.chat_id = :chatId AND m.seq > :afterSeq
+       ORDER BY m.seq
+       LIMIT :limit`,
+    'ASC',
+  ),
+);
+
+/** Past every position: `before` it is the newest message. */
+const MAX_POSITION = '9223372036854775807';
+
+/**
+ * Up to `limit` messages before position `beforeSeq` (null: the newest), newest first. The positions
+ * come from an index-only scan of (chat_id, seq) walked backwards: left to itself, the planner may
+ * walk the global seq index back from its end for a chat that holds most messages, over every newer
+ * message of every other chat.
+ */
+const OLDER_PAGE = statement<PageArgs & { beforeSeq: string | null }, VisibleRow>(
+  'messages.older',
+  forViewer(
+    `SELECT ${PAGE_COLUMNS}
+       FROM messages m JOIN members mb ON mb.id = m.member_id
+       WHERE v.visible AND m.chat_id = :chatId
+         AND m.seq IN (SELECT p.seq FROM messages p
+                       WHERE p.chat_id = :chatId AND p.seq < coalesce(CAST(:beforeSeq AS bigint), ${MAX_POSITION})
+                       ORDER BY p.chat_id DESC, p.seq DESC LIMIT :limit)`,
+    'DESC',
+  ),
+);
+
+/** Which chat and who reads it (null: an anonymous caller), and how many messages at most. */
+interface PageArgs {
+  chatId: string;
+  viewer: string | null;
+  limit: number;
+}
+
+const UNIQUE_VIOLATION = '23505';
+/** How long a retry with the same Idempotency-Key gets the first answer. */
+const IDEMPOTENCY_TTL = "interval '24 hours'";
 
 /** A stored message and the event that tells the chat's streams about it. */
 export interface SentMessage {
@@ -94,28 +152,25 @@ export interface IdempotencyKey {
   requestHash: string;
 }
 
-const HAS_MESSAGE_AFTER_SQL = `SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = ? AND seq > ?) AS "newer"`;
+const HAS_MESSAGE_AFTER = statement<{ chatId: string; afterSeq: string }, { newer: boolean }>(
+  'messages.has-after',
+  `SELECT EXISTS (SELECT 1 FROM messages WHERE chat_id = :chatId AND seq > :afterSeq) AS "newer"`,
+);
+
+/** The rows of a page for a viewer; undefined when the viewer may not see the chat. */
+function visibleRows({ rows }: { rows: VisibleRow[] }): HistoryRow[] | undefined {
+  if (rows[0]?.visible !== true) return undefined;
+  return rows[0].seq === null ? [] : (rows as HistoryRow[]);
+}
 
 /**
- * The repository's statements with the bindings they take, built from named arguments: the
- * repository runs them, and the benchmark's straight-through-pg ceilings run the very same.
+ * The repository's statements, with the arguments they take by name: the repository runs them, and
+ * the benchmark's straight-through-pg ceilings run the very same (`text`, `values(args)`).
  */
 export const MESSAGE_STATEMENTS = {
-  insertMessage: {
-    sql: INSERT_MESSAGE_SQL,
-    /** Without a deadline (null) the insert waits as long as it must. */
-    bindings: (a: {
-      chatId: string;
-      memberId: string;
-      userId: string | null;
-      text: string;
-      deadline: Date | null;
-    }) => [a.chatId, a.memberId, a.userId, a.userId, a.text, a.deadline],
-  },
-  historyPage: {
-    sql: HISTORY_PAGE_SQL,
-    bindings: (a: { chatId: string; afterSeq: string; limit: number }) => [a.chatId, a.afterSeq, a.limit],
-  },
+  insertMessage: INSERT_MESSAGE,
+  historyPage: HISTORY_PAGE,
+  olderPage: OLDER_PAGE,
 } as const;
 
 export class MessagesRepository {
@@ -136,15 +191,8 @@ export class MessagesRepository {
     text: string,
   ): Promise<SentMessage | undefined> {
     const deadline = statementDeadline(this.knex);
-    const { insertMessage } = MESSAGE_STATEMENTS;
-    return this.sent(
-      chatId,
-      deadline,
-      await this.knex.raw<{ rows: InsertedRow[] }>(
-        insertMessage.sql,
-        insertMessage.bindings({ chatId, memberId, userId, text, deadline }),
-      ),
-    );
+    const args = { chatId, memberId, userId, text, deadline };
+    return this.sent(chatId, deadline, await run(this.knex, INSERT_MESSAGE, args));
   }
 
   /**
@@ -161,14 +209,9 @@ export class MessagesRepository {
     key: IdempotencyKey,
   ): Promise<{ taken: true } | { taken: false; sent: SentMessage | undefined }> {
     const deadline = statementDeadline(this.knex);
-    const { insertMessage } = MESSAGE_STATEMENTS;
+    const args = { chatId, memberId, userId, text, deadline, ...key };
     try {
-      const result = await this.knex.raw<{ rows: InsertedRow[] }>(INSERT_MESSAGE_ONCE_SQL, [
-        ...insertMessage.bindings({ chatId, memberId, userId, text, deadline }),
-        key.owner,
-        key.key,
-        key.requestHash,
-      ]);
+      const result = await run(this.knex, INSERT_MESSAGE_ONCE, args);
       return { taken: false, sent: this.sent(chatId, deadline, result) };
     } catch (error) {
       if ((error as { code?: string }).code === UNIQUE_VIOLATION) return { taken: true };
@@ -211,22 +254,32 @@ export class MessagesRepository {
     return rowCount;
   }
 
-  async page(chatId: string, afterSeq: string, limit: number): Promise<HistoryRow[]> {
-    const { historyPage } = MESSAGE_STATEMENTS;
-    const { rows } = await this.read((knex) =>
-      knex.raw<{ rows: HistoryRow[] }>(historyPage.sql, historyPage.bindings({ chatId, afterSeq, limit })),
-    );
-    return rows;
+  /**
+   * Up to `limit` messages after position `afterSeq`, oldest first, for `viewer` (null: an anonymous
+   * caller); undefined when the viewer may not see the chat (checked in the same statement).
+   */
+  async page(
+    viewer: string | null,
+    chatId: string,
+    afterSeq: string,
+    limit: number,
+  ): Promise<HistoryRow[] | undefined> {
+    const args = { viewer, chatId, afterSeq, limit };
+    return visibleRows(await this.read((knex) => run(knex, HISTORY_PAGE, args)));
   }
 
-  /** Up to `limit` messages right before position `beforeSeq` (all the newest when null), newest first. */
-  async older(chatId: string, beforeSeq: string | null, limit: number): Promise<HistoryRow[]> {
-    const { rows } = await this.knex.raw<{ rows: HistoryRow[] }>(OLDER_SQL, {
-      chatId,
-      beforeSeq: beforeSeq ?? MAX_POSITION,
-      limit,
-    });
-    return rows;
+  /**
+   * Up to `limit` messages right before position `beforeSeq` (all the newest when null), newest
+   * first, for `viewer`; undefined when the viewer may not see the chat.
+   */
+  async older(
+    viewer: string | null,
+    chatId: string,
+    beforeSeq: string | null,
+    limit: number,
+  ): Promise<HistoryRow[] | undefined> {
+    const args = { viewer, chatId, beforeSeq, limit };
+    return visibleRows(await run(this.knex, OLDER_PAGE, args));
   }
 
   /** The position of a message of this chat, or undefined. */
@@ -240,10 +293,7 @@ export class MessagesRepository {
 
   /** Whether the chat has a message after position `afterSeq`: one probe of (chat_id, seq). */
   async hasMessageAfter(chatId: string, afterSeq: string): Promise<boolean> {
-    const { rows } = await this.knex.raw<{ rows: { newer: boolean }[] }>(HAS_MESSAGE_AFTER_SQL, [
-      chatId,
-      afterSeq,
-    ]);
+    const { rows } = await run(this.knex, HAS_MESSAGE_AFTER, { chatId, afterSeq });
     return rows[0]?.newer === true;
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { idempotencyKeyReused, messageNotFound, userNotFound } from '../../errors.js';
+import { chatNotFound, idempotencyKeyReused, messageNotFound, userNotFound } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { CacheStatus } from '../cache/read-through.js';
 import type { ChatsService } from '../chats/index.js';
@@ -7,7 +7,7 @@ import type { EventPublisher, StoredEvent } from '../events/model.js';
 import type { Caller } from '../types.js';
 import { decodeCursor } from './cursor.js';
 import { presentHistoryPage, presentPositionedPage } from './present.js';
-import type { IdempotencyKey, MessagesRepository, SentMessage } from './repository.js';
+import type { HistoryRow, IdempotencyKey, MessagesRepository, SentMessage } from './repository.js';
 
 /** A page as read from the database, with what a cache needs to know about it. */
 export interface LoadedPage {
@@ -122,9 +122,10 @@ export class MessagesService {
 
   /**
    * A page for a reader, as JSON text. The cursor is checked first (400 whoever asks); a page is
-   * only ever served once membership is confirmed. With a cache, the membership check and the cache
-   * read run side by side; on a miss the database is asked for the page only once membership is
-   * confirmed, so a stranger (or a made-up chat id) never makes the service read or keep a page.
+   * only ever served once membership is confirmed. Without a cache the page's statement checks it
+   * (one query). With a cache, the membership check and the cache read run side by side; on a miss
+   * the database is asked for the page only once membership is confirmed, so a stranger (or a
+   * made-up chat id) never makes the service read or keep a page.
    */
   async readHistory(
     caller: Caller,
@@ -135,14 +136,13 @@ export class MessagesService {
     // Canonical (no leading zeros): one position, one cache key.
     const afterSeq = from === undefined ? undefined : BigInt(decodeCursor(from)).toString();
     if (!this.history || !isUuid(chatId)) {
-      await this.chats.requireVisible(caller, chatId);
-      return { json: (await this.loadPage(chatId, afterSeq, limit)).json };
+      return { json: (await this.loadPage(caller, chatId, afterSeq, limit)).json };
     }
     const visible = this.chats.requireVisible(caller, chatId);
     const source: HistorySource = {
       load: async () => {
         await visible;
-        return this.loadPage(chatId, afterSeq, limit);
+        return this.loadPage(caller, chatId, afterSeq, limit);
       },
       hasNewer: (seq) => this.repository.hasMessageAfter(chatId, seq),
     };
@@ -150,9 +150,16 @@ export class MessagesService {
     return page;
   }
 
-  private async loadPage(chatId: string, afterSeq: string | undefined, limit: number): Promise<LoadedPage> {
+  private async loadPage(
+    caller: Caller,
+    chatId: string,
+    afterSeq: string | undefined,
+    limit: number,
+  ): Promise<LoadedPage> {
     const start = afterSeq ?? '0';
-    const rows = await this.repository.page(chatId, start, limit + 1);
+    const rows = await visibleRows(caller, chatId, (viewer) =>
+      this.repository.page(viewer, chatId, start, limit + 1),
+    );
     const page = presentHistoryPage(rows, limit);
     const loaded: LoadedPage = { json: JSON.stringify(page) };
     if (rows.length > limit) loaded.nextAfter = rows[limit - 1]!.seq;
@@ -174,8 +181,11 @@ export class MessagesService {
   ): Promise<{ json: string; cache?: CacheStatus }> {
     if ('before' in position) {
       const beforeSeq = decodeCursor(position.before);
-      await this.chats.requireVisible(caller, chatId);
-      const rows = (await this.repository.older(chatId, beforeSeq, limit + 1)).reverse();
+      const rows = (
+        await visibleRows(caller, chatId, (viewer) =>
+          this.repository.older(viewer, chatId, beforeSeq, limit + 1),
+        )
+      ).reverse();
       const older = rows.length > limit;
       const shown = older ? rows.slice(1) : rows;
       const emptyFrom = beforeSeq === '0' ? '0' : String(BigInt(beforeSeq) - 1n);
@@ -191,8 +201,12 @@ export class MessagesService {
       const olderCount = Math.floor((limit - 1) / 2);
       const newerCount = limit - 1 - olderCount;
       const [olderRows, fromTarget] = await Promise.all([
-        this.repository.older(chatId, target, olderCount + 1),
-        this.repository.page(chatId, String(BigInt(target) - 1n), newerCount + 2),
+        visibleRows(caller, chatId, (viewer) =>
+          this.repository.older(viewer, chatId, target, olderCount + 1),
+        ),
+        visibleRows(caller, chatId, (viewer) =>
+          this.repository.page(viewer, chatId, String(BigInt(target) - 1n), newerCount + 2),
+        ),
       ]);
       const older = olderRows.length > olderCount;
       const newer = fromTarget.length > newerCount + 1;
@@ -200,14 +214,13 @@ export class MessagesService {
       return { json: JSON.stringify(presentPositionedPage(shown, older, newer)) };
     }
     if (!this.history || !isUuid(chatId)) {
-      await this.chats.requireVisible(caller, chatId);
-      return { json: (await this.loadNewest(chatId, limit)).json };
+      return { json: (await this.loadNewest(caller, chatId, limit)).json };
     }
     const visible = this.chats.requireVisible(caller, chatId);
     const source: HistorySource = {
       load: async () => {
         await visible;
-        return this.loadNewest(chatId, limit);
+        return this.loadNewest(caller, chatId, limit);
       },
       hasNewer: (seq) => this.repository.hasMessageAfter(chatId, seq),
     };
@@ -215,8 +228,10 @@ export class MessagesService {
     return page;
   }
 
-  private async loadNewest(chatId: string, limit: number): Promise<LoadedPage> {
-    const rows = (await this.repository.older(chatId, null, limit + 1)).reverse();
+  private async loadNewest(caller: Caller, chatId: string, limit: number): Promise<LoadedPage> {
+    const rows = (
+      await visibleRows(caller, chatId, (viewer) => this.repository.older(viewer, chatId, null, limit + 1))
+    ).reverse();
     const older = rows.length > limit;
     const shown = older ? rows.slice(1) : rows;
     return {
@@ -224,6 +239,20 @@ export class MessagesService {
       growsAfter: shown.at(-1)?.seq ?? '0',
     };
   }
+}
+
+/**
+ * Rows read by a statement that checks the membership rule itself, for the caller: a chat they may
+ * not see (or a made-up id, never sent to the database) is 404 `chat-not-found`, as requireVisible says.
+ */
+async function visibleRows(
+  caller: Caller,
+  chatId: string,
+  read: (viewer: string | null) => Promise<HistoryRow[] | undefined>,
+): Promise<HistoryRow[]> {
+  const rows = isUuid(chatId) ? await read(caller.userId) : undefined;
+  if (!rows) throw chatNotFound();
+  return rows;
 }
 
 /** A key is the caller's own; the hash tells the same request (chat, member, text) from another. */
