@@ -16,7 +16,7 @@ import './tables.js';
 export type { Knex };
 export { statementDeadline } from './db/deadline.js';
 export { DatabaseUnavailableError } from './db/faults.js';
-export { run, statement, type Statement, type StatementResult } from './db/statements.js';
+export { isoTimeSql, run, statement, type Statement, type StatementResult } from './db/statements.js';
 
 export interface Database {
   /** The primary: every write, and every read that must not lag. */

@@ -91,3 +91,10 @@ export async function run<A, R>(
   client.emit('query-response', obj.response, obj);
   return obj.response as StatementResult<R>;
 }
+
+/**
+ * A timestamptz in SQL as the JSON of a Date shows it (`2024-05-01T10:20:30.123Z`): formatted by the
+ * server, so a reader that only passes it on to clients never parses and reformats it.
+ */
+export const isoTimeSql = (expression: string) =>
+  `to_char(${expression} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;

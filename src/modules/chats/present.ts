@@ -11,7 +11,7 @@ interface MyChatJson {
   user_name: string;
   unread: number;
   last_message: MessageJson | null;
-  last_activity_at: Date;
+  last_activity_at: string;
 }
 
 /** swagger.yml, ChatMember. */

@@ -1,4 +1,4 @@
-import { run, statement, type Database, type Knex } from '../../infra/db.js';
+import { isoTimeSql, run, statement, type Database, type Knex } from '../../infra/db.js';
 import { appendEvent } from '../events/append.js';
 import type { StoredEvent } from '../events/model.js';
 
@@ -13,7 +13,8 @@ export interface LastMessage {
   memberId: string;
   memberName: string;
   text: string;
-  createdAt: Date;
+  /** ISO 8601 in UTC, to the millisecond. */
+  createdAt: string;
 }
 
 /** One of the caller's chats as their chat list shows it. */
@@ -24,8 +25,9 @@ export interface MyChat {
   memberName: string;
   unread: number;
   lastMessage: LastMessage | null;
-  lastActivityAt: Date;
-  /** last_activity_at to the microsecond, for the cursor (a Date keeps milliseconds only). */
+  /** ISO 8601 in UTC, to the millisecond. */
+  lastActivityAt: string;
+  /** last_activity_at to the microsecond, for the cursor (lastActivityAt shows milliseconds only). */
   activityKey: string;
 }
 
@@ -83,10 +85,10 @@ const MY_CHATS = statement<
          LIMIT :limit)
        SELECT c.chat_id AS "chatId", c.chat_name AS "chatName", mb.id AS "memberId",
               mb.name AS "memberName", ${UNREAD}::int AS unread,
-              c.last_activity_at AS "lastActivityAt",
+              ${isoTimeSql('c.last_activity_at')} AS "lastActivityAt",
               to_char(c.last_activity_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "activityKey",
               m.id AS "lastMessageId", m.member_id AS "lastMemberId", sender.name AS "lastMemberName",
-              m.text AS "lastText", m.created_at AS "lastCreatedAt"
+              m.text AS "lastText", ${isoTimeSql('m.created_at')} AS "lastCreatedAt"
        FROM page c
        JOIN members mb ON mb.chat_id = c.chat_id AND mb.user_id = :userId
        LEFT JOIN messages m ON m.chat_id = c.chat_id AND m.seq = c.last_seq
@@ -103,13 +105,13 @@ interface MyChatRow {
   memberId: string;
   memberName: string;
   unread: number;
-  lastActivityAt: Date;
+  lastActivityAt: string;
   activityKey: string;
   lastMessageId: string | null;
   lastMemberId: string;
   lastMemberName: string;
   lastText: string;
-  lastCreatedAt: Date;
+  lastCreatedAt: string;
 }
 
 export class ChatsRepository {

@@ -8,7 +8,7 @@ export interface MessageJson {
   message_id: string;
   user_id: string;
   user_name: string;
-  created_at: Date;
+  created_at: string;
 }
 
 export interface HistoryPageJson {

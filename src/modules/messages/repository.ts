@@ -1,5 +1,6 @@
 import {
   DatabaseUnavailableError,
+  isoTimeSql,
   run,
   statement,
   statementDeadline,
@@ -16,7 +17,8 @@ export interface HistoryRow {
   memberId: string;
   memberName: string;
   text: string;
-  createdAt: Date;
+  /** ISO 8601 in UTC, to the millisecond, as clients get it. */
+  createdAt: string;
 }
 
 // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
@@ -42,7 +44,7 @@ const insertMessageSql = (
                  SELECT message.chat_id, chat.event_seq, 'message', jsonb_build_object(
                    'chat_id', message.chat_id, 'message_id', message.id, 'user_id', message.member_id,
                    'user_name', member.name, 'text', message.text,
-                   'created_at', to_char(message.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                   'created_at', ${isoTimeSql('message.created_at')})
                  FROM message, chat, member
                  RETURNING seq, payload)${
                    recordKey
@@ -75,7 +77,7 @@ const INSERT_MESSAGE_ONCE = statement<InsertArgs & IdempotencyKey, InsertedRow>(
 );
 
 const PAGE_COLUMNS = `m.seq, m.id AS "messageId", m.member_id AS "memberId", mb.name AS "memberName",
-              m.text, m.created_at AS "createdAt"`;
+              m.text, ${isoTimeSql('m.created_at')} AS "createdAt"`;
 
 /** A page's rows, with whether the viewer may see the chat (false: one row, nothing else in it). */
 type VisibleRow = { visible: boolean } & (HistoryRow | { seq: null });
