@@ -2,12 +2,24 @@ import type { Knex } from 'knex';
 import type { Logger } from '../logger.js';
 import type { DependencyMonitor } from '../monitor.js';
 import { isConnectionError, QUERY_CANCELED } from './faults.js';
+import { run, statement } from './statements.js';
 
 /** A WAL position (`16/B374D848`) as a number that compares. */
 function lsn(text: string): bigint {
   const [high = '0', low = '0'] = text.split('/');
   return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
 }
+
+/** Where the primary's WAL ends now (every commit so far is before it). */
+const INSERT_LSN = statement<object, { lsn: string }>(
+  'replicas.insert-lsn',
+  'SELECT pg_current_wal_insert_lsn()::text AS lsn',
+);
+/** How far a replica has replayed; null on a server that is not in recovery. */
+const REPLAY_LSN = statement<object, { lsn: string | null }>(
+  'replicas.replay-lsn',
+  'SELECT pg_last_wal_replay_lsn()::text AS lsn',
+);
 
 /** How long a replica that failed is left alone before it is tried again. */
 const REPLICA_REST_MS = 2000;
@@ -42,9 +54,7 @@ export class ReplicaReads {
   async read<T>(query: (knex: Knex) => Promise<T>): Promise<T> {
     const replica = this.pick();
     if (replica) {
-      const { rows } = await this.primary.raw<{ rows: { lsn: string }[] }>(
-        'SELECT pg_current_wal_insert_lsn()::text AS lsn',
-      );
+      const { rows } = await run(this.primary, INSERT_LSN, {});
       try {
         if (await this.caughtUp(replica, lsn(rows[0]!.lsn))) {
           const result = await query(replica.knex);
@@ -87,9 +97,7 @@ export class ReplicaReads {
   private async caughtUp(replica: Replica, target: bigint): Promise<boolean> {
     const deadline = Date.now() + this.waitMs;
     while (replica.replayed < target) {
-      const { rows } = await replica.knex.raw<{ rows: { lsn: string | null }[] }>(
-        'SELECT pg_last_wal_replay_lsn()::text AS lsn',
-      );
+      const { rows } = await run(replica.knex, REPLAY_LSN, {});
       const replayed = rows[0]?.lsn;
       // Not in recovery: a server that takes writes itself is never behind.
       if (replayed == null) return true;
