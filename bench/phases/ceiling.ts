@@ -64,6 +64,7 @@ const SELECT_SHARE = 0.7;
 function selectReport(ctx: Context): { rows: Row[]; targets: Target[]; notes: string[] } {
   const rows: Row[] = [];
   const targets: Target[] = [];
+  const missing: string[] = [];
   const labels = {
     pageSelect: `history page via pg, prepared, depth ${SHALLOW} (ceiling)`,
     newestSelect: 'newest page via pg, prepared (ceiling)',
@@ -74,14 +75,13 @@ function selectReport(ctx: Context): { rows: Row[]; targets: Target[]; notes: st
     if (!bound) continue;
     rows.push(httpRow(labels[ceiling], bound, { rssMb: undefined, ratio: '1.00× (ceiling)' }));
     const served: Measured | undefined = ctx.measured[api];
-    const target = `${what} ≥ ${SELECT_SHARE * 100}% of its straight SELECT`;
     if (!served) {
-      targets.push({ target, measured: `not measured in this run (\`${api}\` did not run)`, met: false });
+      missing.push(`\`${api}\``);
       continue;
     }
     const share = served.rps / bound.rps;
     targets.push({
-      target,
+      target: `${what} ≥ ${SELECT_SHARE * 100}% of its straight SELECT`,
       measured: `${formatRps(served.rps)} vs ${formatRps(bound.rps)}/s = ${(share * 100).toFixed(0)}% (${formatRatio(share)})`,
       met: share >= SELECT_SHARE,
     });
@@ -93,6 +93,7 @@ function selectReport(ctx: Context): { rows: Row[]; targets: Target[]; notes: st
           'arguments of the uncached API scenario it bounds (same reader, chat and page size).',
       ]
     : [];
+  if (missing.length) notes.push(`Not compared with its straight SELECT (not run): ${missing.join(', ')}.`);
   return { rows, targets, notes };
 }
 
