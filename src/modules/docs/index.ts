@@ -39,7 +39,8 @@ function swaggerUi(): Middleware {
       ui = undefined;
       throw error;
     });
-    return (await ui)(ctx, next);
+    const middleware = await ui;
+    await middleware(ctx, next);
   };
 }
 
