@@ -13,6 +13,9 @@ COMPOSE = DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1 $(shell docker compose ve
 API_REPLICAS ?= 1
 CONSUMER_REPLICAS ?= 1
 EMBEDDED := env -u DATABASE_URL -u POSTGRES_HOSTS -u POSTGRES_HOST -u REDIS_URL -u AMQP_URL
+# V8 heap settings of the long-running roles (api, consumer), the same as the image's entrypoint
+# (deploy/docker-entrypoint.sh), the npm scripts and the bench use; a migration keeps V8's defaults.
+NODE_FLAGS := --max-semi-space-size=8 --heap-growing-percent=25
 
 .PHONY: help install build dev start consumer migrate test test-services test-scale bench lint format clean prod prod-down check-delivery image-check
 
@@ -31,13 +34,13 @@ build: $(NPM_STAMP) ## Compile TypeScript to dist/
 	npm run build
 
 dev: build ## Run the API on embedded defaults (PGlite, memory cache, in-process search) at http://localhost:8080
-	node dist/src/main.js api
+	node $(NODE_FLAGS) dist/src/main.js api
 
 start: build ## Run the built API with the settings of the environment (DATABASE_URL, REDIS_URL, AMQP_URL, ...)
-	node dist/src/main.js api
+	node $(NODE_FLAGS) dist/src/main.js api
 
 consumer: build ## Run a search consumer (needs AMQP_URL, REDIS_URL and a shared database)
-	node dist/src/main.js consumer
+	node $(NODE_FLAGS) dist/src/main.js consumer
 
 migrate: build ## Apply database migrations to the configured database
 	node dist/src/main.js migrate

@@ -1,9 +1,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
-import { createService } from './app.js';
-import { startConsumer } from './consumer.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { createDatabase, ensureDatabaseExists } from './infra/db.js';
 import { createLogger, type Logger } from './infra/logger.js';
 import { withTimeout } from './infra/timeout.js';
 
@@ -48,8 +45,10 @@ async function main(role: string | undefined): Promise<void> {
   const logger = createLogger(config.logLevel, config.logFormat);
   if (envFile) logger.info({ file: envFile }, 'settings read from a file (the environment wins)');
 
+  // Each role loads only its own code (imported below): a consumer has no HTTP stack, a migration neither.
   switch (role as Role) {
     case 'migrate': {
+      const { createDatabase, ensureDatabaseExists } = await import('./infra/db.js');
       if (config.database.kind === 'url' && (await ensureDatabaseExists(config.database.url))) {
         logger.info('database created');
       }
@@ -65,6 +64,7 @@ async function main(role: string | undefined): Promise<void> {
     case 'consumer': {
       const stopOnceStarted = onSignal(logger, config.shutdownTimeoutMs);
       logger.info({ role }, 'starting');
+      const { startConsumer } = await import('./consumer.js');
       const started = startConsumer(config, logger).then((consumer) => () => consumer.stop());
       stopOnceStarted(started);
       await started;
@@ -113,6 +113,7 @@ function listenFailure(error: unknown, host: string, port: number): string | und
 
 /** Starts the API and resolves how to stop it once it listens. */
 async function startApi(config: Config, logger: Logger): Promise<() => Promise<void>> {
+  const { createService } = await import('./app.js');
   const service = await createService(config, logger);
   let server;
   try {

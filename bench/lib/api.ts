@@ -1,6 +1,6 @@
 import { BENCH_DATABASE_URL, MAIN_JS } from './db.js';
 import { SEED_PASSWORD } from './seeding.js';
-import { freePort, startService, waitFor, type Service } from './services.js';
+import { freePort, nodeFlags, startService, waitFor, type Role, type Service } from './services.js';
 import type { Settings } from './settings.js';
 
 /** Every module but the cache: history, sessions and memberships all come from the database. */
@@ -25,6 +25,13 @@ export interface Deployment {
 
 export const auth = (token: string) => ({ Authorization: `session_id ${token}` });
 
+/** The search queue of this bench database: benches on other databases of the same broker do not take its jobs. */
+const SEARCH_QUEUE = `messenger.search.bench.${new URL(BENCH_DATABASE_URL).pathname.slice(1) || 'default'}`;
+
+/** `node <the entrypoint's flags for role> dist/src/main.js role`, as the image starts it. */
+const start = (name: string, role: Role, env: NodeJS.ProcessEnv): Service =>
+  startService(name, [...nodeFlags(role), MAIN_JS, role], env);
+
 function serviceEnv(settings: Settings, port: number, apps: string): NodeJS.ProcessEnv {
   const skip = new Set(['POSTGRES_HOSTS', 'POSTGRES_HOST', 'DATA_DIR']);
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !skip.has(name)));
@@ -42,7 +49,7 @@ function serviceEnv(settings: Settings, port: number, apps: string): NodeJS.Proc
     RATE_LIMIT_MAX: BUDGET,
     SEND_RATE_LIMIT_MAX: BUDGET,
     LOGIN_FAIL_LIMIT_MAX: BUDGET,
-    SEARCH_QUEUE: 'messenger.search.bench',
+    SEARCH_QUEUE,
     // Every bench connection comes from 127.0.0.1, and the events phase holds thousands of streams.
     HTTP_MAX_CONNECTIONS_PER_IP: '0',
     STREAMS_PER_USER: '10000',
@@ -63,14 +70,14 @@ export async function deploy(
     await Promise.all(services.splice(0).map((service) => service.stop()));
   };
   if (kind === 'full') {
-    const api = startService('api', [MAIN_JS, 'api'], serviceEnv(settings, port, 'all'));
-    const consumer = startService('consumer', [MAIN_JS, 'consumer'], serviceEnv(settings, port, 'all'));
+    const api = start('api', 'api', serviceEnv(settings, port, 'all'));
+    const consumer = start('consumer', 'consumer', serviceEnv(settings, port, 'all'));
     services.push(api, consumer);
     const deployment = { kind, url, api, consumer, watched: { api: api.pid, consumer: consumer.pid }, stop };
     await waitFor(api, `${url}${readyPath}`, auth(token)).catch(failed(stop));
     return deployment;
   }
-  const api = startService('api-uncached', [MAIN_JS, 'api'], serviceEnv(settings, port, APPS_UNCACHED));
+  const api = start('api-uncached', 'api', serviceEnv(settings, port, APPS_UNCACHED));
   services.push(api);
   await waitFor(api, `${url}${readyPath}`, auth(token)).catch(failed(stop));
   return { kind, url, api, watched: { api: api.pid }, stop };
@@ -85,7 +92,7 @@ export async function startApi(
 ): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const api = startService(name, [MAIN_JS, 'api'], serviceEnv(settings, port, 'all'));
+  const api = start(name, 'api', serviceEnv(settings, port, 'all'));
   const stop = () => api.stop();
   await waitFor(api, `${url}${readyPath}`, auth(token)).catch(failed(stop));
   return { url, pid: api.pid, stop };

@@ -5,6 +5,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { ROOT } from './db.js';
 
+export type Role = 'api' | 'consumer' | 'migrate';
+
+/**
+ * The node flags the image's entrypoint (deploy/docker-entrypoint.sh) starts `role` with, read from
+ * it: the bench runs each role as production does. Throws when the entrypoint has no line for it.
+ */
+export function nodeFlags(role: Role, entrypoint = path.join(ROOT, 'deploy/docker-entrypoint.sh')): string[] {
+  for (const line of fs.readFileSync(entrypoint, 'utf8').split('\n')) {
+    const match = /^\s*([\w |]+)\)\s*exec node\s+(.*?)\s*\/app\/dist\/src\/main\.js\b/.exec(line);
+    if (match && match[1]!.split('|').some((name) => name.trim() === role)) {
+      return match[2]!.split(/\s+/).filter(Boolean);
+    }
+  }
+  throw new Error(`${entrypoint} starts no "${role}" role with \`exec node … /app/dist/src/main.js\``);
+}
+
 /** Where the processes the benchmark starts write their output. */
 export const LOG_DIR = path.join(os.tmpdir(), 'messenger-bench');
 

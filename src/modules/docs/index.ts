@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { koaSwagger } from 'koa2-swagger-ui';
+import type { Middleware } from 'koa';
 import { notFound } from '../../errors.js';
 import type { AppModule } from '../types.js';
 
@@ -17,16 +17,37 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   },
 };
 
+/**
+ * Swagger UI's page and favicon. koa2-swagger-ui (with its template engine and lodash) is loaded on
+ * the first request for them, not at start: most API processes never serve the docs.
+ */
+function swaggerUi(): Middleware {
+  let ui: Promise<Middleware> | undefined;
+  const load = async (): Promise<Middleware> => {
+    const { koaSwagger } = await import('koa2-swagger-ui');
+    return koaSwagger({
+      title: 'Messenger API',
+      routePrefix: '/docs',
+      swaggerCdnUrl: '/docs',
+      swaggerVersion: 'assets',
+      swaggerOptions: { url: '/swagger.yml', persistAuthorization: true },
+    });
+  };
+  return async (ctx, next) => {
+    // A failed load is tried again by the next request.
+    ui ??= load().catch((error: unknown) => {
+      ui = undefined;
+      throw error;
+    });
+    const middleware = await ui;
+    await middleware(ctx, next);
+  };
+}
+
 /** Swagger UI at /docs and the raw OpenAPI contract (the text of swagger.yml) at /swagger.yml. */
 export function docsModule(spec: string): AppModule {
   const assetsDir = path.dirname(require.resolve('swagger-ui-dist/package.json'));
-  const ui = koaSwagger({
-    title: 'Messenger API',
-    routePrefix: '/docs',
-    swaggerCdnUrl: '/docs',
-    swaggerVersion: 'assets',
-    swaggerOptions: { url: '/swagger.yml', persistAuthorization: true },
-  });
+  const ui = swaggerUi();
 
   return {
     name: 'docs',
