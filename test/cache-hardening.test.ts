@@ -40,7 +40,7 @@ function cacheOf(app: TestApp): CacheModule {
 }
 
 /** The history pages of a chat the cache holds. */
-const pagesHeld = (app: TestApp, chatId: string) => cacheOf(app).held(`history:page:{${chatId}}`);
+const pagesHeld = (app: TestApp, chatId: string) => cacheOf(app).held(`history:pages:{${chatId}}`);
 
 describe('cache hardening', () => {
   let app: TestApp;
