@@ -2,6 +2,7 @@ import { DependencyUnavailableError } from '../errors.js';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
 import { Breaker } from './breaker.js';
+import { MemoryChangeLogs, redisChangeLogs, type Changes, type ChangeLogStore } from './change-log.js';
 import { connectRedis, type RedisClient } from './redis.js';
 
 /**
@@ -24,10 +25,19 @@ export interface CacheStore {
    * it is kept and written before this instance uses the store again.
    */
   writeSurely(key: string, value: unknown, ttlMs: number): Promise<void>;
+  /**
+   * Appends `member` to the change log named `log` (which holds a hash tag), keeping the latest
+   * position of its `keep` most recent members (change-log.ts).
+   */
+  append(log: string, member: string, keep: number): Promise<void>;
+  /** The log's position and what was appended to it after `after` (at most `limit` members). */
+  changesSince(log: string, after: number, limit: number, keep: number): Promise<Changes>;
   /** How many entries whose key contains `fragment` are held, and their bytes (tests, benchmarks). */
   held(fragment: string): Promise<{ keys: number; bytes: number }>;
   close(): Promise<void>;
 }
+
+export type { Changes };
 
 /** Beyond this many invalidations kept during an outage, the whole cache is cleared on recovery. */
 const MAX_KEPT_WRITES = 10_000;
@@ -153,6 +163,7 @@ function decode(stored: string | Buffer | null | undefined): unknown {
 
 /** Where a GuardedCache keeps its entries: this process's memory or Redis. */
 interface Backend {
+  logs: ChangeLogStore;
   get(keys: string[]): Promise<(string | Buffer | null | undefined)[]>;
   set(key: string, stored: string | Buffer, ttlMs: number): Promise<void>;
   /** Drops every entry of the cache. */
@@ -185,6 +196,16 @@ class GuardedCache implements CacheStore {
   async write(key: string, value: unknown, ttlMs: number): Promise<void> {
     await this.admit();
     await this.attempt(() => this.store.set(key, encode(value), ttlMs));
+  }
+
+  async append(log: string, member: string, keep: number): Promise<void> {
+    await this.admit();
+    await this.attempt(() => this.store.logs.append(log, member, keep));
+  }
+
+  async changesSince(log: string, after: number, limit: number, keep: number): Promise<Changes> {
+    await this.admit();
+    return this.attempt(() => this.store.logs.changesSince(log, after, limit, keep));
   }
 
   async writeSurely(key: string, value: unknown, ttlMs: number): Promise<void> {
@@ -258,7 +279,9 @@ function memoryCache(logger: Logger): CacheStore {
     }
     return entry?.stored;
   };
+  const logs = new MemoryChangeLogs();
   const backend: Backend = {
+    logs,
     get: (keys) => Promise.resolve(keys.map(get)),
     set(key, stored, ttlMs) {
       map.set(key, { stored, expiresAt: Date.now() + ttlMs }, ttlMs);
@@ -266,6 +289,7 @@ function memoryCache(logger: Logger): CacheStore {
     },
     clear() {
       map.clear();
+      logs.clear();
       return Promise.resolve();
     },
     measure(fragment) {
@@ -308,6 +332,7 @@ function redisCache(url: string, logger: Logger): CacheStore {
   const redis = connectRedis(url, 'cache', logger, { autoPipelining: true });
   const { client } = redis;
   const backend: Backend = {
+    logs: redisChangeLogs(client, PREFIX),
     async get(keys) {
       const [only, ...more] = keys.map((key) => PREFIX + key);
       if (only !== undefined && more.length === 0) return [await client.getBuffer(only)];
