@@ -3,6 +3,7 @@ import type { CacheStore } from '../../infra/cache.js';
 import { hashTag } from '../../infra/redis.js';
 import { NEWEST_PAGE, type HistoryCache, type LoadedPage } from '../messages/index.js';
 import { readThrough, type ReadPolicy } from './read-through.js';
+import { SharedProbes } from './shared-probes.js';
 
 interface PageEntry {
   generation: string;
@@ -72,7 +73,7 @@ const startKey = (chatId: string, limit: number, afterSeq: string) =>
  *   acknowledged all the same. So a page that new messages would change — the chat's last page —
  *   is served from the cache only after the database confirms that no message follows the page's
  *   end (one index probe, made after the read began: a message acknowledged before the read
- *   began is always seen). Pages with a `next` never change with new messages: seqs only grow.
+ *   began is always seen; reads at the same time share it, see shared-probes.ts). Pages with a `next` never change with new messages: seqs only grow.
  *   A rename whose generation write failed can still show the old name until the entry's
  *   freshness ends or the sender's kept write goes out.
  *
@@ -84,6 +85,9 @@ const startKey = (chatId: string, limit: number, afterSeq: string) =>
  */
 export function historyCache(store: CacheStore, policy: ReadPolicy): HistoryCache {
   const { timing } = policy;
+  // Reads of one chat's last page at the same time share the probe (each still one started after
+  // it began): a chat many members open at once costs the database one probe at a time.
+  const probes = new SharedProbes<boolean>();
   return {
     async read(chatId, limit, afterSeq, source) {
       if (!CACHED_LIMITS.has(limit)) {
@@ -98,6 +102,7 @@ export function historyCache(store: CacheStore, policy: ReadPolicy): HistoryCach
       const { value, cache } = await readThrough<{ body: string | Buffer; loaded?: LoadedPage }>(
         {
           async lookup() {
+            const ticket = probes.ticket();
             const keys = [generationKey(chatId), key];
             if (afterSeq !== undefined) keys.push(startKey(chatId, limit, afterSeq));
             const [stored, held, start] = await store.read(keys);
@@ -109,7 +114,8 @@ export function historyCache(store: CacheStore, policy: ReadPolicy): HistoryCach
             if (entry.growsAfter === undefined) return { value, storedAt: entry.storedAt };
             let grown: boolean;
             try {
-              grown = await source.hasNewer(entry.growsAfter);
+              const after = entry.growsAfter;
+              grown = await probes.probe(`${chatId}:${after}`, ticket, () => source.hasNewer(after));
             } catch {
               // Not confirmed current, so never fresh: it may only answer as STALE, when the
               // database turns out to be down for the page too.
