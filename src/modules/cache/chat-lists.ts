@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { CacheStore } from '../../infra/cache.js';
+import { ExpiringMap, type CacheStore } from '../../infra/cache.js';
 import { hashTag } from '../../infra/redis.js';
 import type { ChatListCache, LoadedChatList } from '../chats/index.js';
 import { CACHED_LIMITS } from './history.js';
@@ -102,6 +102,11 @@ export function chatListCache(
   chatChanged(chatId: string): Promise<void>;
 } {
   const { timing } = policy;
+  // The log position each list was last seen under on this instance: with it the log is read along
+  // with the list, in one round trip (a wrong guess only costs a second read).
+  const positions = new ExpiringMap<number>({ capacity: 100_000, sweepEveryMs: 10_000 });
+  const changesAfter = (after: number, limit: number) =>
+    Promise.all([store.read([EPOCH_KEY]), store.changesSince(CHATS_LOG, after, limit, LOG_KEEP)]);
   return {
     async read(userId, limit, load) {
       if (!CACHED_LIMITS.has(limit)) {
@@ -115,14 +120,19 @@ export function chatListCache(
       const { value, cache } = await readThrough<{ body: string | Buffer; loaded?: LoadedChatList }>(
         {
           async lookup() {
-            const [stored, held] = await store.read([generationKey(userId), key]);
+            const hint = positions.get(key);
+            const [[stored, held], guessed] = await Promise.all([
+              store.read([generationKey(userId), key]),
+              hint === undefined ? undefined : changesAfter(hint, CHANGES_LIMIT),
+            ]);
             generation = typeof stored === 'string' ? stored : FIRST_GENERATION;
             const entry = decodeEntry(held);
-            const [[storedEpoch], changes] = await Promise.all([
-              store.read([EPOCH_KEY]),
-              // Without an entry only the position matters (what the list read next is read under).
-              store.changesSince(CHATS_LOG, entry?.position ?? 0, entry ? CHANGES_LIMIT : 0, LOG_KEEP),
-            ]);
+            if (entry) positions.set(key, entry.position, timing.keepMs);
+            const [[storedEpoch], changes] =
+              entry && guessed && entry.position === hint
+                ? guessed
+                : // Without an entry only the position matters (what the list read next is read under).
+                  await changesAfter(entry?.position ?? 0, entry ? CHANGES_LIMIT : 0);
             epoch = typeof storedEpoch === 'string' ? storedEpoch : null;
             position = changes.position;
             if (entry?.generation !== generation || entry.epoch !== epoch || !changes.complete)
@@ -147,6 +157,7 @@ export function chatListCache(
               body: Buffer.from(loaded.json),
             };
             await store.write(key, encodeEntry(entry), timing.keepMs);
+            positions.set(key, position, timing.keepMs);
           },
         },
         policy,
