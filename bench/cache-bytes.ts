@@ -23,7 +23,7 @@ try {
     await send(app.api, user, chatId, memberId, `message ${i} `.padEnd(200, 'x'));
   const history = (query: string) =>
     app.api.get(`/v1/chats/${chatId}/messages?${query}`).set(user.auth).expect(200);
-  const held = () => cache.held(`history:page:{${chatId}}`);
+  const held = () => cache.held(`history:pages:{${chatId}}`);
 
   // A reader walking the history with limit 10, twice.
   for (let pass = 0; pass < 2; pass++) {

@@ -1,18 +1,27 @@
 /**
  * The ceiling for the HTTP scenarios: a bare Koa 3 app answering `{}` to everything, served the way
  * the API serves (node:http, same keep-alive timeout). `PORT` and `HOST` as for the API. With
- * `PAGE_FILE` (a JSON file), `GET /page` answers that object instead, serialized on every request as
- * the API serializes a history page: the ceiling for the page's payload.
+ * `PAGE_DIR` (a directory of JSON files), `GET /<name>` answers the object of `<name>.json` instead,
+ * serialized on every request as the API serializes a page it reads: the ceiling for that payload.
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import Koa from 'koa';
 
-const page: unknown = process.env.PAGE_FILE ? JSON.parse(fs.readFileSync(process.env.PAGE_FILE, 'utf8')) : {};
+const payloads = new Map<string, unknown>();
+const dir = process.env.PAGE_DIR;
+for (const file of dir ? fs.readdirSync(dir) : []) {
+  if (file.endsWith('.json'))
+    payloads.set(
+      `/${path.basename(file, '.json')}`,
+      JSON.parse(fs.readFileSync(path.join(dir!, file), 'utf8')),
+    );
+}
 
 const app = new Koa();
 app.use((ctx) => {
-  ctx.body = ctx.path === '/page' ? page : {};
+  ctx.body = payloads.get(ctx.path) ?? {};
 });
 
 const handle = app.callback();

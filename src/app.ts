@@ -100,6 +100,7 @@ async function buildModules(
     : undefined;
   const chats = createChatsService(context.db, {
     memberships: caches?.memberships,
+    chatLists: caches?.chatLists,
     joined: history && ((chatId) => history.invalidate(chatId)),
     events: events?.publisher,
     online: events && ((userIds) => events.online(userIds)),

@@ -5,6 +5,7 @@ import type { Response } from 'supertest';
 import { entryBytes, ExpiringMap } from '../src/infra/cache.js';
 
 import type { CacheModule } from '../src/modules/cache/index.js';
+import { SharedProbes } from '../src/modules/cache/shared-probes.js';
 import { sharedApp, startApp, type Api, type TestApp } from './support/app.js';
 
 import { registerAndLogin, send, type User, memberOfNewChat } from './support/fixtures.js';
@@ -40,7 +41,7 @@ function cacheOf(app: TestApp): CacheModule {
 }
 
 /** The history pages of a chat the cache holds. */
-const pagesHeld = (app: TestApp, chatId: string) => cacheOf(app).held(`history:page:{${chatId}}`);
+const pagesHeld = (app: TestApp, chatId: string) => cacheOf(app).held(`history:pages:{${chatId}}`);
 
 describe('cache hardening', () => {
   let app: TestApp;
@@ -100,6 +101,35 @@ describe('cache hardening', () => {
       assert.equal(res.headers['x-cache'], 'HIT');
       if (res.body.next) query = `limit=10&from=${encodeURIComponent(res.body.next.iterator as string)}`;
     }
+  });
+
+  it('when reads share last-page probes, then each gets the answer of a probe started after it began', async () => {
+    const probes = new SharedProbes<string>();
+    const runs: { answer: (value: string) => void; fail: (error: Error) => void }[] = [];
+    const run = () => new Promise<string>((resolve, reject) => runs.push({ answer: resolve, fail: reject }));
+    const early = probes.ticket();
+    const first = probes.probe('chat', early, run);
+    // Began before the first probe started: it shares it.
+    const alongside = probes.probe('chat', early, run);
+    // Began after: it waits for a probe of its own, shared with every read that began meanwhile.
+    const late = probes.ticket();
+    const second = probes.probe('chat', late, run);
+    const alsoLate = probes.probe('chat', probes.ticket(), run);
+    const otherChat = probes.probe('other', late, run);
+    assert.equal(runs.length, 2, 'one probe per key until the first ends');
+    runs[0]!.fail(new Error('database down'));
+    await assert.rejects(first, /database down/);
+    await assert.rejects(alongside, /database down/);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(runs.length, 3, 'the next probe starts once the one in flight has ended');
+    runs[2]!.answer('after');
+    runs[1]!.answer('other');
+    assert.deepEqual(await Promise.all([second, alsoLate, otherChat]), ['after', 'after', 'other']);
+    // Nothing in flight: a new read starts its own.
+    const again = probes.probe('chat', probes.ticket(), run);
+    assert.equal(runs.length, 4);
+    runs[3]!.answer('again');
+    assert.equal(await again, 'again');
   });
 
   it('when the in-memory store is written past its capacity, then it holds at most that many bytes', () => {

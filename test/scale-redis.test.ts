@@ -83,7 +83,7 @@ if (profile.services && redisUrl && target) {
       // The chat's generation and page sit together on the chat's node, the session on its own.
       const chatKeys = await keysOn(chatNode, `*${hashTag(chatId)}*`);
       assert.ok(
-        chatKeys.some((key) => key.includes('history:page:')),
+        chatKeys.some((key) => key.includes('history:pages:')),
         chatKeys.join(),
       );
       assert.ok((await keysOn(sessionNode, `*${sessionKey}*`)).length >= 1);

@@ -1,13 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { presentHistoryPage } from '../../src/modules/messages/present.js';
-import type { HistoryRow } from '../../src/modules/messages/repository.js';
+import { auth, type Deployment } from '../lib/api.js';
 import { BENCH_DATABASE_URL } from '../lib/db.js';
 import { http, pgLoop, type Measured } from '../lib/load.js';
 import { formatRatio, formatRps, type Row, type Target } from '../lib/report.js';
 import { freePort, LOG_DIR, startService, waitFor } from '../lib/services.js';
 import { CHAT_STATEMENTS, MESSAGE_STATEMENTS } from '../lib/sql.js';
-import { SHALLOW } from './history.js';
+import { CHAT_LIST_LIMIT, koaScenario, READS, readPath, SHALLOW, walkToPage, type Read } from './history.js';
 import { httpRow, vsKoa, type Context, type Phase } from './phase.js';
 
 /** The arguments of the history page the uncached scenario reads at depth SHALLOW, for its reader. */
@@ -19,16 +18,6 @@ function shallowPageArgs(ctx: Context) {
     // As the API asks: one more than the page shows, to know whether more follow.
     limit: ctx.settings.pageLimit + 1,
   };
-}
-
-/** The page the cached history scenario reads, built here with the API's own history SQL: its file. */
-async function writeCachedPage(ctx: Context): Promise<string> {
-  const { historyPage } = MESSAGE_STATEMENTS;
-  const { rows } = await ctx.db.query<HistoryRow>(historyPage.text, historyPage.values(shallowPageArgs(ctx)));
-  fs.mkdirSync(LOG_DIR, { recursive: true });
-  const pageFile = path.join(LOG_DIR, 'page.json');
-  fs.writeFileSync(pageFile, JSON.stringify(presentHistoryPage(rows, ctx.settings.pageLimit)));
-  return pageFile;
 }
 
 /**
@@ -47,7 +36,12 @@ async function selectCeilings(ctx: Context): Promise<void> {
   const newest = olderPage.values({ viewer: reader, chatId: ctx.fx.bigChatId, beforeSeq: null, limit });
   ctx.measured.newestSelect = (await loop('newest page SELECT (pg)', olderPage, newest)).measured;
   const { myChats } = CHAT_STATEMENTS;
-  const chats = myChats.values({ userId: reader, afterAt: null, afterChat: null, limit });
+  const chats = myChats.values({
+    userId: reader,
+    afterAt: null,
+    afterChat: null,
+    limit: CHAT_LIST_LIMIT + 1,
+  });
   ctx.measured.chatsSelect = (await loop('chat list SELECT (pg)', myChats, chats)).measured;
 }
 
@@ -98,39 +92,71 @@ function selectReport(ctx: Context): { rows: Row[]; targets: Target[]; notes: st
 }
 
 /**
- * The ceilings: bare Koa on the same machine answering `{}` and answering the very page the cached
- * history scenario reads; then `GET /ping` through the whole API.
+ * The payloads the cached scenarios serve (the page at depth SHALLOW, the newest page, the reader's
+ * chat list), as the API answers them, each in `<read>.json` of a new directory.
+ */
+async function writePayloads(
+  ctx: Context,
+  api: Deployment,
+): Promise<{ dir: string; bytes: Record<Read, number> }> {
+  const token = ctx.fx.users[0]!.token;
+  fs.mkdirSync(LOG_DIR, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(LOG_DIR, 'payloads-'));
+  await walkToPage(ctx, api, token);
+  const bytes = {} as Record<Read, number>;
+  for (const read of READS) {
+    const response = await fetch(`${api.url}${readPath(ctx, read)}`, { headers: auth(token) });
+    if (response.status !== 200) throw new Error(`${read} answered ${response.status}`);
+    const text = await response.text();
+    fs.writeFileSync(path.join(dir, `${read}.json`), text);
+    bytes[read] = Buffer.byteLength(text);
+  }
+  return { dir, bytes };
+}
+
+/**
+ * The ceilings: bare Koa on the same machine answering `{}` and answering each payload the cached
+ * scenarios read (the API idle meanwhile); then `GET /ping` through the whole API.
  */
 export function ceilingPhase(): Phase {
-  let pageBytes = 0;
-  const koaCeilings = async (ctx: Context) => {
-    const pageFile = await writeCachedPage(ctx);
-    pageBytes = fs.statSync(pageFile).size;
+  let bytes: Record<Read, number> | undefined;
+  const koaCeilings = async (ctx: Context, api: Deployment) => {
+    const payloads = await writePayloads(ctx, api);
+    bytes = payloads.bytes;
     const port = await freePort();
     const koa = startService('ceiling-koa', ['--import', 'tsx', path.join('bench', 'ceiling-koa.ts')], {
       ...process.env,
       PORT: String(port),
       HOST: '127.0.0.1',
-      PAGE_FILE: pageFile,
+      PAGE_DIR: payloads.dir,
     });
     try {
       await waitFor(koa, `http://127.0.0.1:${port}/`);
       const url = `http://127.0.0.1:${port}`;
       const watched = { koa: koa.pid };
       ctx.measured.koa = (await http('bare Koa {}', { url: `${url}/` }, ctx.load, watched)).measured;
-      ctx.measured.koaPage = (
-        await http('bare Koa, same page', { url: `${url}/page` }, ctx.load, watched)
-      ).measured;
+      for (const read of READS) {
+        const label = `bare Koa, same ${read} payload`;
+        ctx.measured[koaScenario(read)] = (
+          await http(label, { url: `${url}/${read}` }, ctx.load, watched)
+        ).measured;
+      }
     } finally {
       await koa.stop();
+      fs.rmSync(payloads.dir, { recursive: true, force: true });
     }
   };
-  const page = () => `${(pageBytes / 1024).toFixed(1)} KB`;
+  const size = (read: Read) => `${((bytes?.[read] ?? 0) / 1024).toFixed(1)} KB`;
+  const payloadLabel: Record<Read, string> = {
+    page: 'history page',
+    newest: 'newest page',
+    chats: 'chat list',
+  };
   return {
     name: 'ceiling',
     steps: [
-      { needs: 'nothing', run: koaCeilings },
       { needs: 'nothing', run: selectCeilings },
+      { needs: 'full', run: koaCeilings },
       {
         needs: 'full',
         run: async (ctx, api) => {
@@ -147,21 +173,23 @@ export function ceilingPhase(): Phase {
             rssMb: undefined,
             ratio: '1.00× (ceiling)',
           }),
-          httpRow(
-            `bare Koa, the same ${ctx.settings.pageLimit}-message page (${page()})`,
-            ctx.measured.koaPage!,
-            {
-              rssMb: undefined,
-              ratio: vsKoa(ctx, ctx.measured.koaPage!),
-            },
+          ...READS.map((read) =>
+            httpRow(
+              `bare Koa, the same ${payloadLabel[read]} (${size(read)})`,
+              ctx.measured[koaScenario(read)]!,
+              {
+                rssMb: undefined,
+                ratio: vsKoa(ctx, ctx.measured[koaScenario(read)]!),
+              },
+            ),
           ),
           httpRow('`GET /ping`', ctx.measured.ping!, { ratio: vsKoa(ctx, ctx.measured.ping!) }),
           ...selects.rows,
         ],
         targets: selects.targets,
         notes: [
-          `The same-page Koa row serves the cached scenario's page (${page()} of JSON) from ` +
-            'an object serialized per request: the ceiling for that payload, shown for reference.',
+          'The same-payload Koa rows serve what the cached scenarios read (the JSON the API answered, ' +
+            'parsed once) from an object serialized per request: the ceiling for each payload.',
           ...selects.notes,
         ],
       };

@@ -36,18 +36,24 @@ export function requestLog(logger: Logger): Middleware {
     try {
       await next();
     } finally {
-      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const line = {
-        requestId,
-        method: ctx.method,
-        ...routeOf(ctx),
-        status: ctx.status,
-        durationMs: Math.round(durationMs * 100) / 100,
-      };
-      if (ctx.status >= 500) logger.error(line, 'request');
-      else logger.info(line, 'request');
+      // Built only when it is written: the route's digest is work (LOG_LEVEL=warn logs only errors).
+      if (ctx.status >= 500 || logger.isLevelEnabled('info')) logRequest(logger, ctx, requestId, started);
     }
   };
+}
+
+/** The request's line: error for a 5xx, else info. */
+function logRequest(logger: Logger, ctx: Context, requestId: string, started: bigint): void {
+  const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+  const line = {
+    requestId,
+    method: ctx.method,
+    ...routeOf(ctx),
+    status: ctx.status,
+    durationMs: Math.round(durationMs * 100) / 100,
+  };
+  if (ctx.status >= 500) logger.error(line, 'request');
+  else logger.info(line, 'request');
 }
 
 /**

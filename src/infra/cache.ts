@@ -1,11 +1,9 @@
-import KeyvRedis, { createClient, createCluster } from '@keyv/redis';
-import { createCache, type Cache as CacheManager } from 'cache-manager';
-import { Keyv } from 'keyv';
 import { DependencyUnavailableError } from '../errors.js';
 import type { Logger } from './logger.js';
 import { DependencyMonitor } from './monitor.js';
 import { Breaker } from './breaker.js';
-import { clusterTarget } from './redis.js';
+import { MemoryChangeLogs, redisChangeLogs, type Changes, type ChangeLogStore } from './change-log.js';
+import { connectRedis, type RedisClient } from './redis.js';
 
 /**
  * A shared key-value cache: Redis when REDIS_URL is set (every instance sees the same entries), else
@@ -15,18 +13,31 @@ import { clusterTarget } from './redis.js';
 export interface CacheStore {
   readonly backend: 'memory' | 'redis';
   readonly monitor: DependencyMonitor;
-  /** The values of `keys` (undefined where absent), read in one round trip, so all or none. */
+  /**
+   * The values of `keys` (undefined where absent), read in one round trip, so all or none. Keys read
+   * together carry one hash tag (one cluster slot). A value written as a Buffer is read back as one.
+   */
   read(keys: string[]): Promise<unknown[]>;
+  /** A Buffer is kept as its bytes (read back as they are); anything else as JSON. */
   write(key: string, value: unknown, ttlMs: number): Promise<void>;
   /**
    * A write that must not be lost (an invalidation). Never throws: when the store cannot take it now,
    * it is kept and written before this instance uses the store again.
    */
   writeSurely(key: string, value: unknown, ttlMs: number): Promise<void>;
+  /**
+   * Appends `member` to the change log named `log` (which holds a hash tag), keeping the latest
+   * position of its `keep` most recent members (change-log.ts).
+   */
+  append(log: string, member: string, keep: number): Promise<void>;
+  /** The log's position and what was appended to it after `after` (at most `limit` members). */
+  changesSince(log: string, after: number, limit: number, keep: number): Promise<Changes>;
   /** How many entries whose key contains `fragment` are held, and their bytes (tests, benchmarks). */
   held(fragment: string): Promise<{ keys: number; bytes: number }>;
   close(): Promise<void>;
 }
+
+export type { Changes };
 
 /** Beyond this many invalidations kept during an outage, the whole cache is cleared on recovery. */
 const MAX_KEPT_WRITES = 10_000;
@@ -37,10 +48,13 @@ const ENTRY_OVERHEAD_BYTES = 96;
 
 /** An upper bound of the bytes an in-memory entry costs: a key and a serialized value. */
 export function entryBytes(key: string, value: unknown): number {
-  return ENTRY_OVERHEAD_BYTES + 2 * (key.length + (typeof value === 'string' ? value.length : 8));
+  const valueBytes =
+    typeof value === 'string' ? 2 * value.length : Buffer.isBuffer(value) ? value.length : 16;
+  return ENTRY_OVERHEAD_BYTES + 2 * key.length + valueBytes;
 }
 const SWEEP_EVERY_MS = 10_000;
-const NAMESPACE = 'messenger:cache';
+/** Every key of the cache in Redis starts with this (the prefix earlier releases wrote too). */
+const PREFIX = 'messenger:cache::';
 
 /**
  * A Map that forgets, for in-memory stores that must not grow without bound: entries past their
@@ -75,7 +89,7 @@ export class ExpiringMap<V> extends Map<string, V> {
     super();
   }
 
-  /** `ttlMs` is what Keyv passes to a Map store; plain Map callers leave it out. */
+  /** With `ttlMs` the entry counts as expired that long after; without, `expiresAt` says. */
   override set(key: string, value: V, ttlMs?: number): this {
     const now = this.now();
     if (now >= this.nextSweep) this.sweep(now);
@@ -121,40 +135,77 @@ export class ExpiringMap<V> extends Map<string, V> {
   }
 }
 
-/** cache-manager with a circuit breaker in front, and invalidations kept while the store is away. */
+/**
+ * How values sit in the store. Bytes (a Buffer) are kept as they are behind a zero byte, so that a
+ * page read from Redis can be sent without being decoded; anything else as the JSON envelope
+ * `{"value": ...}` earlier releases wrote, so instances of both read the same sessions, markers and
+ * generations during a rolling deploy (an entry one cannot read is a miss to it, never an error).
+ */
+const RAW = 0;
+
+function encode(value: unknown): string | Buffer {
+  if (Buffer.isBuffer(value)) return Buffer.concat([Buffer.of(RAW), value]);
+  return JSON.stringify({ value });
+}
+
+function decode(stored: string | Buffer | null | undefined): unknown {
+  if (stored === null || stored === undefined) return undefined;
+  if (typeof stored !== 'string') {
+    if (stored[0] === RAW) return stored.subarray(1);
+    stored = stored.toString();
+  }
+  try {
+    return (JSON.parse(stored) as { value?: unknown }).value;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where a GuardedCache keeps its entries: this process's memory or Redis. */
+interface Backend {
+  logs: ChangeLogStore;
+  get(keys: string[]): Promise<(string | Buffer | null | undefined)[]>;
+  set(key: string, stored: string | Buffer, ttlMs: number): Promise<void>;
+  /** Drops every entry of the cache. */
+  clear(): Promise<void>;
+  measure(fragment: string): Promise<{ keys: number; bytes: number }>;
+  close(): Promise<void>;
+}
+
+/** A backend with a circuit breaker in front, and invalidations kept while it is away. */
 class GuardedCache implements CacheStore {
   private readonly breaker: Breaker;
   private readonly kept = new Map<string, { value: unknown; ttlMs: number }>();
   private keptOverflowed = false;
   private replaying: Promise<void> | undefined;
-  // cache-manager's mget reports a failing store by an event, not by rejecting.
-  private readonly readFailures = new WeakMap<string[], unknown>();
 
   constructor(
     readonly backend: 'memory' | 'redis',
-    private readonly cache: CacheManager,
+    private readonly store: Backend,
     readonly monitor: DependencyMonitor,
-    private readonly disconnect: () => Promise<void>,
-    private readonly measure: (fragment: string) => Promise<{ keys: number; bytes: number }>,
   ) {
     this.breaker = new Breaker(monitor);
-    cache.on('mget', ({ keys, error }) => {
-      if (error !== undefined) this.readFailures.set(keys, error);
-    });
   }
 
   async read(keys: string[]): Promise<unknown[]> {
     await this.admit();
-    return this.attempt(async () => {
-      const values = await this.cache.mget<unknown>(keys);
-      if (this.readFailures.has(keys)) throw this.readFailures.get(keys);
-      return values;
-    });
+    const stored = await this.attempt(() => this.store.get(keys));
+    return stored.map(decode);
   }
 
   async write(key: string, value: unknown, ttlMs: number): Promise<void> {
     await this.admit();
-    await this.attempt(() => this.cache.set(key, value, ttlMs));
+    await this.attempt(() => this.store.set(key, encode(value), ttlMs));
+  }
+
+  async append(log: string, member: string, keep: number): Promise<void> {
+    await this.admit();
+    await this.attempt(() => this.store.logs.append(log, member, keep));
+  }
+
+  async changesSince(log: string, after: number, limit: number, keep: number): Promise<Changes> {
+    await this.admit();
+    return this.attempt(() => this.store.logs.changesSince(log, after, limit, keep));
   }
 
   async writeSurely(key: string, value: unknown, ttlMs: number): Promise<void> {
@@ -174,12 +225,12 @@ class GuardedCache implements CacheStore {
     this.admit().catch(() => undefined);
   }
 
-  async close(): Promise<void> {
-    await this.disconnect();
+  close(): Promise<void> {
+    return this.store.close();
   }
 
   held(fragment: string): Promise<{ keys: number; bytes: number }> {
-    return this.measure(fragment);
+    return this.store.measure(fragment);
   }
 
   /** Fails fast while the breaker is open; lets one probe through once it may retry. */
@@ -192,13 +243,13 @@ class GuardedCache implements CacheStore {
 
   private async replay(): Promise<void> {
     if (this.keptOverflowed) {
-      await this.attempt(() => this.cache.clear());
+      await this.attempt(() => this.store.clear());
       this.keptOverflowed = false;
       return;
     }
     const batch = [...this.kept];
     await this.attempt(() =>
-      this.cache.mset(batch.map(([key, { value, ttlMs }]) => ({ key, value, ttl: ttlMs }))),
+      Promise.all(batch.map(([key, { value, ttlMs }]) => this.store.set(key, encode(value), ttlMs))),
     );
     // A write kept again meanwhile is newer than the one replayed: it stays.
     for (const [key, entry] of batch) if (this.kept.get(key) === entry) this.kept.delete(key);
@@ -209,112 +260,107 @@ class GuardedCache implements CacheStore {
   }
 }
 
-function memoryCache(logger: Logger): CacheStore {
-  const map = new ExpiringMap<unknown>({
-    capacity: MEMORY_CAPACITY_BYTES,
-    sweepEveryMs: SWEEP_EVERY_MS,
-    // Keyv hands a Map store serialized strings.
-    weigh: entryBytes,
-  });
-  const cache = createCache({ stores: [new Keyv({ store: map })] });
-  const measure = (fragment: string) => {
-    let keys = 0;
-    let bytes = 0;
-    for (const key of map.keys()) {
-      if (!key.includes(fragment)) continue;
-      keys += 1;
-      bytes += map.weightOf(key) ?? 0;
-    }
-    return Promise.resolve({ keys, bytes });
-  };
-  return new GuardedCache(
-    'memory',
-    cache,
-    new DependencyMonitor('cache', logger),
-    () => Promise.resolve(),
-    measure,
-  );
+interface MemoryEntry {
+  stored: string | Buffer;
+  expiresAt: number;
 }
 
-const SOCKET = {
-  connectTimeout: 1000,
-  reconnectStrategy: (retries: number) => Math.min((retries + 1) * 200, 2000),
-};
+function memoryCache(logger: Logger): CacheStore {
+  const map = new ExpiringMap<MemoryEntry>({
+    capacity: MEMORY_CAPACITY_BYTES,
+    sweepEveryMs: SWEEP_EVERY_MS,
+    weigh: (key, entry) => entryBytes(key, entry.stored),
+  });
+  const get = (key: string) => {
+    const entry = map.get(key);
+    if (entry && entry.expiresAt <= Date.now()) {
+      map.delete(key);
+      return undefined;
+    }
+    return entry?.stored;
+  };
+  const logs = new MemoryChangeLogs();
+  const backend: Backend = {
+    logs,
+    get: (keys) => Promise.resolve(keys.map(get)),
+    set(key, stored, ttlMs) {
+      map.set(key, { stored, expiresAt: Date.now() + ttlMs }, ttlMs);
+      return Promise.resolve();
+    },
+    clear() {
+      map.clear();
+      logs.clear();
+      return Promise.resolve();
+    },
+    measure(fragment) {
+      let keys = 0;
+      let bytes = 0;
+      for (const key of map.keys()) {
+        if (!key.includes(fragment) || get(key) === undefined) continue;
+        keys += 1;
+        bytes += map.weightOf(key) ?? 0;
+      }
+      return Promise.resolve({ keys, bytes });
+    },
+    close: () => Promise.resolve(),
+  };
+  return new GuardedCache('memory', backend, new DependencyMonitor('cache', logger));
+}
 
-const singleClient = (url: string) =>
-  createClient({ url, name: 'messenger-cache', disableOfflineQueue: true, socket: SOCKET });
+/** The masters of `client`: itself, or every master of a cluster. */
+function mastersOf(client: RedisClient) {
+  return 'nodes' in client ? client.nodes('master') : [client];
+}
+
+/** Keys of the cache on one Redis node whose name contains `fragment`, a batch at a time. */
+async function* scan(node: ReturnType<typeof mastersOf>[number], fragment: string) {
+  const pattern = `${PREFIX}*${fragment.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  let cursor = '0';
+  do {
+    const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) yield keys;
+  } while (cursor !== '0');
+}
 
 function redisCache(url: string, logger: Logger): CacheStore {
-  const monitor = new DependencyMonitor('cache', logger);
-  // Our own client: no offline queue (a command while disconnected fails at once) and reconnection
-  // in the background. Errors must surface (throwOnErrors) rather than read as "written" — that is
-  // why this is not createKeyvNonBlocking, whose failed SET looks like a successful one, and why
-  // cache-manager's nonBlocking (fire-and-forget writes) is off: an invalidation has to be known
-  // to have happened before the request that caused it is answered.
-  // A redis+cluster:// URL: node-redis's cluster client (keyv then splits multi-key reads by slot;
-  // keys read together carry one hash tag, so such a read stays one round trip to one node).
-  const cluster = clusterTarget(url);
-  const client = cluster
-    ? createCluster({
-        rootNodes: cluster.nodes.map(({ host, port }) => ({ socket: { host, port } })),
-        defaults: {
-          name: 'messenger-cache',
-          username: cluster.username,
-          password: cluster.password,
-          disableOfflineQueue: true,
-          socket: SOCKET,
-        },
-      })
-    : singleClient(url);
-  // What createKeyv does, with a client of either kind (its types take a single client only).
-  const adapter = new KeyvRedis(client, { namespace: NAMESPACE, throwOnErrors: true });
-  const keyv = new Keyv(adapter, { namespace: NAMESPACE, useKeyPrefix: false, throwOnErrors: true });
-  // Once closing, a connection attempt failing under the close is how closing looks, not an outage.
-  let closing = false;
-  const failed = (error: unknown) => {
-    if (!closing) monitor.down(error);
-  };
-  keyv.on('error', failed);
-  // Keyv relays the client's errors today; a listener of our own keeps an unheard 'error' (which
-  // would end the process) from depending on that.
-  client.on('error', failed);
-  const disconnect = async () => {
-    closing = true;
-    if ('masters' in client) {
-      if (client.isOpen) await client.close().catch(() => client.destroy());
-    } else if (client.isReady) await client.close().catch(() => client.destroy());
-    else if (client.isOpen) client.destroy();
-  };
-  const pattern = (fragment: string) => `*${fragment.replace(/[*?[\]\\]/g, '\\$&')}*`;
-  const measureNode = async (node: ReturnType<typeof singleClient>, fragment: string) => {
-    let keys = 0;
-    let bytes = 0;
-    for await (const batch of node.scanIterator({ MATCH: pattern(fragment), COUNT: 1000 })) {
-      for (const key of batch) {
-        keys += 1;
-        bytes += (await node.memoryUsage(key)) ?? 0;
+  // ioredis without an offline queue (a command while disconnected fails at once), reconnecting in
+  // the background; commands issued in the same turn of the event loop (one request's reads,
+  // several requests' reads) go out together. Errors surface: an invalidation has to be known to
+  // have happened before the request that caused it is answered. Keys read together carry one hash
+  // tag, so such a read is one command to one node on a cluster too.
+  const redis = connectRedis(url, 'cache', logger, { autoPipelining: true });
+  const { client } = redis;
+  const backend: Backend = {
+    logs: redisChangeLogs(client, PREFIX),
+    async get(keys) {
+      const [only, ...more] = keys.map((key) => PREFIX + key);
+      if (only !== undefined && more.length === 0) return [await client.getBuffer(only)];
+      return client.mgetBuffer(keys.map((key) => PREFIX + key));
+    },
+    async set(key, stored, ttlMs) {
+      await client.set(PREFIX + key, stored, 'PX', Math.max(1, Math.ceil(ttlMs)));
+    },
+    async clear() {
+      for (const node of mastersOf(client)) for await (const keys of scan(node, '')) await node.unlink(keys);
+    },
+    async measure(fragment) {
+      // On a cluster every master holds a share of the keys: the sum over the masters.
+      const totals = { keys: 0, bytes: 0 };
+      for (const node of mastersOf(client)) {
+        for await (const keys of scan(node, fragment)) {
+          for (const key of keys) {
+            totals.keys += 1;
+            totals.bytes += (await node.memory('USAGE', key)) ?? 0;
+          }
+        }
       }
-    }
-    return { keys, bytes };
+      return totals;
+    },
+    close: () => redis.close(),
   };
-  // On a cluster, every master holds a share of the keys: the sum over the masters.
-  const measure = async (fragment: string) => {
-    if (!('masters' in client)) return measureNode(client, fragment);
-    const totals = { keys: 0, bytes: 0 };
-    for (const master of client.masters) {
-      const counted = await measureNode(await client.nodeClient(master), fragment);
-      totals.keys += counted.keys;
-      totals.bytes += counted.bytes;
-    }
-    return totals;
-  };
-  const store = new GuardedCache('redis', createCache({ stores: [keyv] }), monitor, disconnect, measure);
-  // A single client says 'ready'; the cluster client 'connect' once it knows the slots.
-  client.on(cluster ? 'connect' : 'ready', () => {
-    monitor.up();
-    store.replayKept();
-  });
-  client.connect().catch(failed);
+  const store = new GuardedCache('redis', backend, redis.monitor);
+  client.on('ready', () => store.replayKept());
   return store;
 }
 

@@ -26,10 +26,19 @@ const COMMAND_TIMEOUT_MS = 500;
 const CONNECT_TIMEOUT_MS = 1000;
 const retryDelay = (attempt: number) => Math.min(attempt * 200, 2000);
 
-/** A client on `url`, failing fast while Redis is away; `sharded` for SSUBSCRIBE on a cluster. */
-function createClient(url: string, name: string, extra: { sharded?: boolean } = {}): RedisClient {
+/** What a connection may add to the defaults of connectRedis. */
+export interface ConnectionOptions {
+  /** SSUBSCRIBE on a cluster. */
+  sharded?: boolean;
+  /** Commands issued in one turn of the event loop are written together (one round trip per node). */
+  autoPipelining?: boolean;
+}
+
+/** A client on `url`, failing fast while Redis is away. */
+function createClient(url: string, name: string, extra: ConnectionOptions = {}): RedisClient {
   const common = {
     connectionName: `messenger-${name}`,
+    enableAutoPipelining: extra.autoPipelining ?? false,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: COMMAND_TIMEOUT_MS,
@@ -44,6 +53,7 @@ function createClient(url: string, name: string, extra: { sharded?: boolean } = 
     clusterRetryStrategy: retryDelay,
     slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
     shardedSubscribers: extra.sharded ?? false,
+    enableAutoPipelining: extra.autoPipelining ?? false,
     redisOptions: { ...common, username: cluster.username, password: cluster.password },
   });
 }
@@ -72,7 +82,7 @@ export function connectRedis(
   url: string,
   name: string,
   logger: Logger,
-  options: { sharded?: boolean } = {},
+  options: ConnectionOptions = {},
 ): RedisConnection {
   const monitor = new DependencyMonitor(name, logger);
   const client = createClient(url, name, options);

@@ -1,8 +1,9 @@
 import { createCacheStore } from '../../infra/cache.js';
 import type { SessionCache } from '../auth/index.js';
-import type { MembershipCache } from '../chats/index.js';
+import type { ChatListCache, MembershipCache } from '../chats/index.js';
 import type { HistoryCache } from '../messages/index.js';
 import type { AppModule, ModuleContext } from '../types.js';
+import { chatListCache } from './chat-lists.js';
 import { historyCache } from './history.js';
 import { membershipCache } from './memberships.js';
 import type { ReadPolicy } from './read-through.js';
@@ -13,6 +14,7 @@ export interface CacheModule extends AppModule {
   sessions: SessionCache;
   memberships: MembershipCache;
   history: HistoryCache;
+  chatLists: ChatListCache;
   /** Entries held under keys containing `fragment`, and their bytes (tests, benchmarks). */
   held(fragment: string): Promise<{ keys: number; bytes: number }>;
 }
@@ -25,16 +27,33 @@ export interface CacheModule extends AppModule {
 export function cacheModule({ config, db, logger, metrics }: ModuleContext): CacheModule {
   const store = createCacheStore(config.redisUrl, logger);
   const timing = new Timing(config.cache.ttlSeconds, config.cache.staleSeconds);
-  const policy = (cache: string): ReadPolicy => ({
-    timing,
-    isUnavailable: (error) => db.isUnavailable(error),
-    count: (result) => metrics.cacheReads.inc({ cache, result }),
-  });
+  const policy = (cache: string): ReadPolicy => {
+    // One counter per result, looked up once rather than by labels on every read.
+    const counters = new Map<string, { inc(): void }>();
+    return {
+      timing,
+      isUnavailable: (error) => db.isUnavailable(error),
+      count(result) {
+        let counter = counters.get(result);
+        if (!counter) counters.set(result, (counter = metrics.cacheReads.labels({ cache, result })));
+        counter.inc();
+      },
+    };
+  };
+  const history = historyCache(store, policy('history'));
+  const chatLists = chatListCache(store, policy('chat lists'));
   return {
     name: 'cache',
     sessions: sessionCache(store, policy('sessions')),
     memberships: membershipCache(store, timing),
-    history: historyCache(store, policy('history')),
+    // What changes a chat's pages (a message, a member's name) changes its members' chat lists.
+    history: {
+      read: (...args) => history.read(...args),
+      async invalidate(chatId) {
+        await Promise.all([history.invalidate(chatId), chatLists.chatChanged(chatId)]);
+      },
+    },
+    chatLists,
     held: (fragment) => store.held(fragment),
     dependencies: [store.monitor],
     close: () => store.close(),

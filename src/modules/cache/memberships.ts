@@ -1,15 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import type { CacheStore } from '../../infra/cache.js';
+import { hashTag } from '../../infra/redis.js';
 import type { MembershipCache } from '../chats/index.js';
 import type { Timing } from './timing.js';
 
 /** A membership's generation until it is first forgotten (or after its marker expired). */
 const FIRST_GENERATION = '0';
 
-/** `*`: an anonymous caller (AUTH_DISABLED), who may see every chat that exists. */
-const memberKey = (chatId: string, userId: string | null) => `member:${chatId}:${userId ?? '*'}`;
+// `*`: an anonymous caller (AUTH_DISABLED), who may see every chat that exists. A membership and its
+// generation are read together, in the chat's slot: on one node with the chat's pages, so the
+// membership check and the page read of one request go out together.
+const memberKey = (chatId: string, userId: string | null) => `member:${hashTag(chatId)}:${userId ?? '*'}`;
 const generationKey = (chatId: string, userId: string | null) =>
-  `member:generation:${chatId}:${userId ?? '*'}`;
+  `member:generation:${hashTag(chatId)}:${userId ?? '*'}`;
 
 /**
  * Who may see which chat. Only a yes is stored, under the generation of that (chat, user) read

@@ -6,7 +6,7 @@ import { chatsRoutes } from './routes.js';
 import { ChatsService, type ChatsOptions } from './service.js';
 
 export type { ChatsService };
-export type { MembershipCache } from './service.js';
+export type { ChatListCache, LoadedChatList, MembershipCache } from './service.js';
 
 /**
  * The membership rule, for the modules that show a chat's content (messages, search). With the

@@ -254,6 +254,17 @@ export class ChatsRepository {
     }));
   }
 
+  /** Every chat the user is a current member of. */
+  async chatIdsOf(userId: string): Promise<string[]> {
+    const { rows } = await this.read((knex) =>
+      knex.raw<{ rows: { chatId: string }[] }>(
+        'SELECT chat_id AS "chatId" FROM members WHERE user_id = ? AND left_at IS NULL',
+        [userId],
+      ),
+    );
+    return rows.map((row) => row.chatId);
+  }
+
   /** Current members of the chat by member id, after `afterMemberId`. */
   async members(chatId: string, afterMemberId: string | undefined, limit: number): Promise<ChatMember[]> {
     const { rows } = await this.read((knex) =>

@@ -28,7 +28,10 @@ export function chatsRoutes(
 
   router.get('/v1/chats', options.authenticateUser, async (ctx) => {
     const { limit, from } = rules.query('listMyChats', ctx.query) as { limit: number; from?: string };
-    ctx.body = await service.myChats(callerOf(ctx), limit, from);
+    const { body, cache } = await service.myChats(callerOf(ctx), limit, from);
+    if (cache) ctx.set('X-Cache', cache);
+    ctx.type = 'application/json';
+    ctx.body = body;
   });
 
   router.post('/v1/chats/:chat_id/users', options.authenticate, body, async (ctx) => {

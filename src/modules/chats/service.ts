@@ -1,5 +1,6 @@
 import { authFailed, chatNotFound, messageNotFound, userNotFound } from '../../errors.js';
 import { isUuid } from '../../ids.js';
+import type { CacheStatus } from '../cache/read-through.js';
 import type { Caller } from '../types.js';
 import { decodeChatsCursor, decodeMembersCursor } from './cursor.js';
 import type { EventPublisher } from '../events/model.js';
@@ -18,8 +19,36 @@ export interface MembershipCache {
   forget(chatId: string, userId: string | null): Promise<void>;
 }
 
+/** A first chat-list page as read from the database, with what a cache needs to know about it. */
+export interface LoadedChatList {
+  /** The page's JSON text, as clients get it. */
+  json: string;
+  /** Every chat the user is in (the page shows the most active of them). */
+  chatIds: string[];
+}
+
+/**
+ * Remembers users' first chat-list pages (the cache module may provide one), as the JSON text
+ * clients get. Whatever changes a chat for all its members (a message, a member's name) reaches
+ * the cache through the history cache's invalidation; the user's own changes through `userChanged`.
+ */
+export interface ChatListCache {
+  /**
+   * The user's first page of `limit` chats, as remembered while nothing it shows changed, else
+   * from `load`.
+   */
+  read(
+    userId: string,
+    limit: number,
+    load: () => Promise<LoadedChatList>,
+  ): Promise<{ body: string | Buffer; cache: CacheStatus }>;
+  /** The user joined, left, renamed or moved a read mark: their lists are stale on every instance. */
+  userChanged(userId: string): Promise<void>;
+}
+
 export interface ChatsOptions {
   memberships?: MembershipCache;
+  chatLists?: ChatListCache;
   /** After a join: display names show in history, so cached pages of the chat go stale. */
   joined?: (chatId: string) => Promise<void>;
   /** Hears of every committed member and read event (joined, renamed, left; read marks). */
@@ -59,6 +88,7 @@ export class ChatsService {
     const { memberId, event } = joined;
     this.options.events?.published(event);
     await this.options.joined?.(chatId);
+    if (caller.userId !== null) await this.options.chatLists?.userChanged(caller.userId);
     return memberId;
   }
 
@@ -78,11 +108,25 @@ export class ChatsService {
     if (!visible) throw chatNotFound();
   }
 
-  /** The caller's chats, most recent activity first, as swagger.yml's MyChatsPage. */
-  async myChats(caller: Caller, limit: number, from: string | undefined) {
+  /**
+   * The caller's chats, most recent activity first, as swagger.yml's MyChatsPage in JSON text. The
+   * first page is remembered when there is a cache.
+   */
+  async myChats(
+    caller: Caller,
+    limit: number,
+    from: string | undefined,
+  ): Promise<{ body: string | Buffer; cache?: CacheStatus }> {
     const userId = requireUser(caller);
     const after = from === undefined ? undefined : decodeChatsCursor(from);
-    return presentMyChats(await this.repository.myChats(userId, after, limit + 1), limit);
+    const page = async () =>
+      JSON.stringify(presentMyChats(await this.repository.myChats(userId, after, limit + 1), limit));
+    const lists = this.options.chatLists;
+    if (after !== undefined || !lists) return { body: await page() };
+    return lists.read(userId, limit, async () => {
+      const [json, chatIds] = await Promise.all([page(), this.repository.chatIdsOf(userId)]);
+      return { json, chatIds };
+    });
   }
 
   /** The chat's current members, as swagger.yml's MembersPage. */
@@ -103,7 +147,10 @@ export class ChatsService {
     await this.requireVisible(caller, chatId);
     const left = isUuid(memberId) ? await this.repository.leave(chatId, memberId, caller.userId) : undefined;
     if (!left) throw userNotFound();
-    if (caller.userId !== null) await this.options.memberships?.forget(chatId, caller.userId);
+    if (caller.userId !== null) {
+      await this.options.memberships?.forget(chatId, caller.userId);
+      await this.options.chatLists?.userChanged(caller.userId);
+    }
     this.options.events?.published(left);
   }
 
@@ -115,7 +162,10 @@ export class ChatsService {
     const marked = await this.repository.markRead(chatId, userId, messageId);
     if (marked === undefined) throw chatNotFound();
     if (marked === null) throw messageNotFound();
-    if (marked.event) this.options.events?.published(marked.event);
+    if (marked.event) {
+      this.options.events?.published(marked.event);
+      await this.options.chatLists?.userChanged(userId);
+    }
     return marked.unread;
   }
 }

@@ -60,11 +60,11 @@ export function messagesRoutes(
     const query = rules.query('getHistory', ctx.query) as HistoryQuery;
     const { limit, from } = query;
     const position = positionOf(query);
-    const { json, cache } = position
+    const { body, cache } = position
       ? await service.readHistoryAt(callerOf(ctx), ctx.params.chat_id!, limit, position)
       : await service.readHistory(callerOf(ctx), ctx.params.chat_id!, limit, from);
     if (cache) ctx.set('X-Cache', cache);
     ctx.type = 'application/json';
-    ctx.body = json;
+    ctx.body = body;
   });
 }

@@ -28,8 +28,8 @@ export interface HistorySource {
 
 /**
  * Where history pages are remembered between requests (the cache module may provide one). Pages
- * travel as the JSON text clients get: a cached page is sent as stored, never parsed and
- * serialized again.
+ * travel as the JSON text clients get (a remembered one as its UTF-8 bytes): a cached page is sent
+ * as stored, never parsed and serialized again.
  */
 export interface HistoryCache {
   /**
@@ -42,7 +42,7 @@ export interface HistoryCache {
     limit: number,
     afterSeq: string | undefined,
     source: HistorySource,
-  ): Promise<{ json: string; cache: CacheStatus }>;
+  ): Promise<{ body: string | Buffer; cache: CacheStatus }>;
   /** Makes every remembered page of the chat stale, on every instance at once. */
   invalidate(chatId: string): Promise<void>;
 }
@@ -132,11 +132,11 @@ export class MessagesService {
     chatId: string,
     limit: number,
     from: string | undefined,
-  ): Promise<{ json: string; cache?: CacheStatus }> {
+  ): Promise<{ body: string | Buffer; cache?: CacheStatus }> {
     // Canonical (no leading zeros): one position, one cache key.
     const afterSeq = from === undefined ? undefined : BigInt(decodeCursor(from)).toString();
     if (!this.history || !isUuid(chatId)) {
-      return { json: (await this.loadPage(caller, chatId, afterSeq, limit)).json };
+      return { body: (await this.loadPage(caller, chatId, afterSeq, limit)).json };
     }
     const visible = this.chats.requireVisible(caller, chatId);
     const source: HistorySource = {
@@ -178,7 +178,7 @@ export class MessagesService {
     chatId: string,
     limit: number,
     position: HistoryPosition,
-  ): Promise<{ json: string; cache?: CacheStatus }> {
+  ): Promise<{ body: string | Buffer; cache?: CacheStatus }> {
     if ('before' in position) {
       const beforeSeq = decodeCursor(position.before);
       const rows = (
@@ -190,7 +190,7 @@ export class MessagesService {
       const shown = older ? rows.slice(1) : rows;
       const emptyFrom = beforeSeq === '0' ? '0' : String(BigInt(beforeSeq) - 1n);
       const newer = await this.repository.hasMessageAfter(chatId, emptyFrom);
-      return { json: JSON.stringify(presentPositionedPage(shown, older, newer, emptyFrom)) };
+      return { body: JSON.stringify(presentPositionedPage(shown, older, newer, emptyFrom)) };
     }
     if ('around' in position) {
       await this.chats.requireVisible(caller, chatId);
@@ -211,10 +211,10 @@ export class MessagesService {
       const older = olderRows.length > olderCount;
       const newer = fromTarget.length > newerCount + 1;
       const shown = [...olderRows.slice(0, olderCount).reverse(), ...fromTarget.slice(0, newerCount + 1)];
-      return { json: JSON.stringify(presentPositionedPage(shown, older, newer)) };
+      return { body: JSON.stringify(presentPositionedPage(shown, older, newer)) };
     }
     if (!this.history || !isUuid(chatId)) {
-      return { json: (await this.loadNewest(caller, chatId, limit)).json };
+      return { body: (await this.loadNewest(caller, chatId, limit)).json };
     }
     const visible = this.chats.requireVisible(caller, chatId);
     const source: HistorySource = {

@@ -134,6 +134,6 @@ export function createRateCounter(
   memoryKeys: number,
 ): RateCounter {
   return redisUrl
-    ? new RedisCounter(connectRedis(redisUrl, 'rate limits', logger))
+    ? new RedisCounter(connectRedis(redisUrl, 'rate limits', logger, { autoPipelining: true }))
     : new MemoryCounter(memoryKeys);
 }
