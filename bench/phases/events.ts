@@ -76,10 +76,11 @@ async function openMany(
     });
     streams.push(...(await Promise.all(batch)));
   }
-  const refused = streams.filter((stream) => stream.status !== 200).length;
-  if (refused) {
+  const refused = streams.filter((stream) => stream.status !== 200);
+  if (refused.length) {
     for (const stream of streams) stream.close();
-    throw new Error(`${refused} of ${count} event streams were refused`);
+    const statuses = [...new Set(refused.map((stream) => stream.status))].join(', ');
+    throw new Error(`${refused.length} of ${count} event streams were refused (HTTP ${statuses})`);
   }
   return streams;
 }
@@ -141,6 +142,7 @@ const figures: Figures = {};
 
 /** 10,000 idle SSE streams on one API process: its RSS per stream and how long /ping waits. */
 async function idle(ctx: Context, api: Deployment): Promise<void> {
+  if (IDLE_STREAMS === 0) return;
   const users = ctx.fx.users;
   const pingBefore = await pings(api.url);
   const lagBeforeMs = (await metric(api.url, 'nodejs_eventloop_lag_seconds')) * 1000;

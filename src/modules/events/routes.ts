@@ -5,7 +5,7 @@ import { callerOf } from '../../http/caller.js';
 import type { RequestRules } from '../../http/validate.js';
 import { chatNotFound } from '../../errors.js';
 import { isUuid } from '../../ids.js';
-import type { EventHub, Frame, Sink } from './hub.js';
+import { dataJson, type EventHub, type Frame, type Sink } from './hub.js';
 import type { TicketStore } from './tickets.js';
 
 export interface StreamSettings {
@@ -30,7 +30,7 @@ export function ticketOrSession(tickets: TicketStore, authenticate: Middleware):
 }
 
 export const sseFrame = (frame: Frame): string =>
-  `${frame.id ? `id: ${frame.id}\n` : ''}event: ${frame.type}\ndata: ${JSON.stringify(frame.data)}\n\n`;
+  `${frame.id ? `id: ${frame.id}\n` : ''}event: ${frame.type}\ndata: ${dataJson(frame)}\n\n`;
 
 function sseSink(res: http.ServerResponse, settings: StreamSettings): Sink {
   const open = () => !res.destroyed && !res.writableEnded;
