@@ -48,7 +48,11 @@ export class RedisBus<T> extends LocalBus<T> implements Bus<T> {
     super();
     this.monitor = new DependencyMonitor('event bus', logger);
     this.publisher = publisherFor(url);
-    this.subscriber = clientFor(url, { ...RETRY, connectionName: 'messenger-bus-sub', autoResubscribe: false });
+    this.subscriber = clientFor(url, {
+      ...RETRY,
+      connectionName: 'messenger-bus-sub',
+      autoResubscribe: false,
+    });
     this.subscriber.on('error', (error: Error) => {
       if (!this.closing) this.monitor.down(error);
     });
@@ -88,4 +92,3 @@ export class RedisBus<T> extends LocalBus<T> implements Bus<T> {
     await quit(this.subscriber);
   }
 }
-

@@ -68,11 +68,7 @@ export function clientFor(url: string, options: RedisOptions): RedisClient {
  * queueing while Redis is away (no offline queue, one try per command, a command timeout),
  * reconnects by itself, and logs the outage once each way.
  */
-export function connectRedis(
-  url: string,
-  name: string,
-  logger: Logger,
-): RedisConnection {
+export function connectRedis(url: string, name: string, logger: Logger): RedisConnection {
   const monitor = new DependencyMonitor(name, logger);
   const client = createClient(url, name);
   let closing = false;

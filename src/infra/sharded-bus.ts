@@ -116,29 +116,32 @@ export class ShardedBus<T> extends LocalBus<T> implements Bus<T> {
 
   /** Subscribes again to the topics that may have lapsed, then reports the confirmed ones. */
   private recover(): void {
-    this.recovery = this.recovery.then(async () => {
-      if (this.closing) return;
-      if (this.lost) for (const topic of this.topics) this.unsure.add(topic);
-      this.lost = false;
-      const topics = [...this.unsure];
-      this.unsure.clear();
-      // SUNSUBSCRIBE first: ioredis would otherwise list the channel twice for its next resubscription.
-      const confirmed = await Promise.all(
-        topics.map((topic) => {
-          const channel = this.channelOf(topic);
-          void this.subscriber.sunsubscribe(channel).catch(() => undefined);
-          return settled(this.subscriber.ssubscribe(channel), CONFIRM_WAIT_MS);
-        }),
-      );
-      const heard = topics.filter((topic, index) => confirmed[index] && this.topics.has(topic));
-      // A topic left while it was subscribed again is left again.
-      for (const topic of topics) {
-        if (!this.topics.has(topic)) this.subscriber.sunsubscribe(this.channelOf(topic)).catch(() => undefined);
-      }
-      this.doubt(topics.filter((_, index) => !confirmed[index]));
-      if (this.unsure.size === 0 && !this.lost) this.monitor.up();
-      if (heard.length > 0) this.resync(heard);
-    }).catch((error: unknown) => this.logger.warn({ err: error }, 'event bus resubscription failed'));
+    this.recovery = this.recovery
+      .then(async () => {
+        if (this.closing) return;
+        if (this.lost) for (const topic of this.topics) this.unsure.add(topic);
+        this.lost = false;
+        const topics = [...this.unsure];
+        this.unsure.clear();
+        // SUNSUBSCRIBE first: ioredis would otherwise list the channel twice for its next resubscription.
+        const confirmed = await Promise.all(
+          topics.map((topic) => {
+            const channel = this.channelOf(topic);
+            void this.subscriber.sunsubscribe(channel).catch(() => undefined);
+            return settled(this.subscriber.ssubscribe(channel), CONFIRM_WAIT_MS);
+          }),
+        );
+        const heard = topics.filter((topic, index) => confirmed[index] && this.topics.has(topic));
+        // A topic left while it was subscribed again is left again.
+        for (const topic of topics) {
+          if (!this.topics.has(topic))
+            this.subscriber.sunsubscribe(this.channelOf(topic)).catch(() => undefined);
+        }
+        this.doubt(topics.filter((_, index) => !confirmed[index]));
+        if (this.unsure.size === 0 && !this.lost) this.monitor.up();
+        if (heard.length > 0) this.resync(heard);
+      })
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'event bus resubscription failed'));
   }
 
   async close(): Promise<void> {

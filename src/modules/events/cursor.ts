@@ -23,19 +23,24 @@ function uuidOf(bytes: Buffer): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-function varint(value: number): number[] {
-  const bytes: number[] = [];
+/** Writes `value` as a varint (7 bits a byte, low first) at `offset`; returns its length. */
+function writeVarint(value: number, target: Buffer, offset: number): number {
   let rest = value;
+  let at = offset;
   do {
     let byte = rest % 128;
     rest = Math.floor(rest / 128);
     if (rest > 0) byte |= 128;
-    bytes.push(byte);
+    target[at++] = byte;
   } while (rest > 0);
-  return bytes;
+  return at - offset;
 }
 
-const varintLength = (value: number) => (value < 128 ? 1 : value < 16_384 ? 2 : varint(value).length);
+function varintLength(value: number): number {
+  let length = 1;
+  for (let rest = value; rest >= 128; rest = Math.floor(rest / 128)) length++;
+  return length;
+}
 
 export function encodePosition(position: Position): string {
   const positions = new Positions();
@@ -78,8 +83,13 @@ export class Positions {
     const before = this.seqs.get(chatId);
     this.seqs.set(chatId, seq);
     const offset = this.offsets.get(chatId);
-    if (this.bytes && offset !== undefined && before !== undefined && varintLength(before) === varintLength(seq)) {
-      Buffer.from(varint(seq)).copy(this.bytes, offset);
+    if (
+      this.bytes &&
+      offset !== undefined &&
+      before !== undefined &&
+      varintLength(before) === varintLength(seq)
+    ) {
+      writeVarint(seq, this.bytes, offset);
       return;
     }
     this.bytes = undefined;
@@ -97,17 +107,19 @@ export class Positions {
   }
 
   private build(): Buffer {
-    const parts: Buffer[] = [Buffer.from([VERSION, 0, 0, 0, 0])];
+    let size = HEADER_BYTES;
+    for (const seq of this.seqs.values()) size += 16 + varintLength(seq);
+    const bytes = Buffer.alloc(size);
+    bytes[0] = VERSION;
     let offset = HEADER_BYTES;
     this.offsets.clear();
     for (const [chatId, seq] of this.seqs) {
-      const number = Buffer.from(varint(seq));
-      parts.push(uuidBytes(chatId), number);
-      this.offsets.set(chatId, offset + 16);
-      offset += 16 + number.length;
+      offset += uuidBytes(chatId).copy(bytes, offset);
+      this.offsets.set(chatId, offset);
+      offset += writeVarint(seq, bytes, offset);
     }
-    this.bytes = Buffer.concat(parts);
-    return this.bytes;
+    this.bytes = bytes;
+    return bytes;
   }
 }
 

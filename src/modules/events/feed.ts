@@ -3,8 +3,8 @@ import type { Stream } from './stream.js';
 
 /** What a chat's feed needs from the hub. */
 export interface FeedHost {
-  /** Hands the chat's next event, in order, to its streams. */
-  release(event: StoredEvent, feed: ChatFeed): void;
+  /** Hands the chat's next event, in order, to its streams; `after` is the chat's event before it. */
+  release(event: StoredEvent, after: number, feed: ChatFeed): void;
   /** The feed misses events the bus did not bring in time: read them from the database. */
   fill(feeds: ChatFeed[]): void;
   /** How long an event that skips ahead waits for the missing ones before the database is asked. */
@@ -19,7 +19,9 @@ export interface FeedHost {
  * database. The bus may bring a chat's events out of order (two instances' sends race to Redis,
  * commits finish in a different order than they were numbered) or drop some (an outage): an event
  * that skips ahead is held until the missing ones arrive; if they do not come within `gapWaitMs`,
- * one read from the database, shared by every stream of the chat, fills the gap.
+ * one read from the database, shared by every stream of the chat, fills the gap. The read also tells
+ * a number that was taken but never stored (a send that stored nothing) from one still on its way:
+ * each event is handed on with the number of the one before it, so streams need no read of their own.
  */
 export class ChatFeed {
   readonly streams = new Set<Stream>();
@@ -95,8 +97,9 @@ export class ChatFeed {
   }
 
   private release(event: StoredEvent): void {
+    const after = this.last;
     this.last = event.seq;
-    this.host.release(event, this);
+    this.host.release(event, after, this);
   }
 
   private releaseHeld(): void {

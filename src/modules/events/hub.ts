@@ -112,21 +112,21 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
   }
 
   /** FeedHost: the chat's next event, in order. */
-  release(event: StoredEvent, feed: ChatFeed): void {
-    this.offer(event, feed.streams);
+  release(event: StoredEvent, after: number, feed: ChatFeed): void {
+    this.offer(event, feed.streams, after);
   }
 
-  private offer(event: ChatEvent, followers?: Set<Stream>): void {
+  private offer(event: ChatEvent, followers?: Set<Stream>, after?: number): void {
     const member = !isEphemeral(event) && event.kind === 'member' && event.userId;
     const users = member ? this.byUser.get(member) : undefined;
     if (this.everything.size === 0 && !users) {
-      for (const stream of followers ?? []) stream.offer(event);
+      for (const stream of followers ?? []) stream.offer(event, after);
       return;
     }
     const targets = new Set<Stream>(this.everything);
     for (const stream of followers ?? []) targets.add(stream);
     for (const stream of users ?? []) targets.add(stream);
-    for (const stream of targets) stream.offer(event);
+    for (const stream of targets) stream.offer(event, after);
   }
 
   /** FeedHost: reads what the feeds miss from the database, in one query per batch for all. */

@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { Middleware } from 'koa';
 import { createBus } from '../../infra/bus.js';
 import type { AppModule, ModuleContext } from '../types.js';
+import { WriteBatcher } from './batcher.js';
 import { EventHub } from './hub.js';
 import type { ChatEvent, EventPublisher } from './model.js';
 import { createPresenceStore } from './presence.js';
@@ -28,6 +29,8 @@ const PRUNE_EVERY_MS = 10 * 60_000;
  * on its way through Redis) before they are read from the database, once for all the chat's streams.
  */
 const GAP_WAIT_MS = 100;
+/** SSE frames are written to each stream at most this often (several at a time under load). */
+const WRITE_WINDOW_MS = 20;
 
 /**
  * Real-time events: SSE and long poll on `GET /v1/events`, WebSocket on `GET /v1/ws`, tickets,
@@ -58,6 +61,7 @@ export function eventsModule(
     gapWaitMs: GAP_WAIT_MS,
     retryMs: 1000,
   });
+  const writes = new WriteBatcher(WRITE_WINDOW_MS);
   const tickets = createTicketStore(config.redisUrl, settings.ticketTtlSeconds, logger);
   const presence = createPresenceStore(config.redisUrl, settings.presenceTtlSeconds, logger);
 
@@ -145,6 +149,7 @@ export function eventsModule(
           ticketTtlSeconds: settings.ticketTtlSeconds,
           longPollMax: 1000,
         },
+        writes,
       }),
     attach: (server: http.Server) => ws.attach(server),
     stop: () => hub.shutdown(),

@@ -46,7 +46,9 @@ export function createPresenceStore(
       },
       async online(userIds) {
         const now = Date.now();
-        const counts = await Promise.all(userIds.map((userId) => redis.client.zcount(key(userId), now, '+inf')));
+        const counts = await Promise.all(
+          userIds.map((userId) => redis.client.zcount(key(userId), now, '+inf')),
+        );
         return new Set(userIds.filter((_, index) => counts[index]! > 0));
       },
       close: () => redis.close(),

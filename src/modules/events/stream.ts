@@ -105,17 +105,22 @@ export class Stream {
     return current;
   }
 
-  offer(event: ChatEvent): void {
+  /**
+   * Offers the chat's next event. `after`, when the hub knows it, is the number of the chat's event
+   * before this one: numbers may skip (a send that stored nothing still took one), so an event that
+   * follows what the stream has is delivered even when its number is not the next.
+   */
+  offer(event: ChatEvent, after?: number): void {
     if (this.closed) return;
     // Joining follows the chat at once, so that its next events are offered too.
     if (isJoin(event, this.userId) && !this.positions.has(event.chatId)) this.join(event);
     const failed = (error: unknown) => this.host.failed(this, error);
     if (this.tail) {
-      this.enqueue(() => this.handle(event)).catch(failed);
+      this.enqueue(() => this.handle(event, after)).catch(failed);
       return;
     }
     // Nothing in progress: handled now, without a queue (the common case, once per stream and event).
-    const work = this.handle(event);
+    const work = this.handle(event, after);
     if (work) this.enqueue(() => work).catch(failed);
   }
 
@@ -125,10 +130,11 @@ export class Stream {
   }
 
   /** Delivers the event, or returns the catch-up it needs first. */
-  private handle(event: ChatEvent): Promise<void> | undefined {
+  private handle(event: ChatEvent, after?: number): Promise<void> | undefined {
     if (this.closed) return;
     if (isEphemeral(event)) {
-      if (this.anonymous || this.positions.has(event.chatId)) this.send({ type: event.kind, data: event.data });
+      if (this.anonymous || this.positions.has(event.chatId))
+        this.send({ type: event.kind, data: event.data });
       return;
     }
     // A join met after a leave still queued (left and joined again quickly).
@@ -140,7 +146,7 @@ export class Stream {
       this.positions.set(event.chatId, 0);
     }
     if (event.seq <= at) return;
-    if (event.seq === at + 1) {
+    if (event.seq === at + 1 || (after !== undefined && after <= at)) {
       this.deliver(event);
       return;
     }
