@@ -20,8 +20,10 @@ export interface Metrics {
   openStreams: Gauge<'transport'>;
   /** Events written to streams, by event type. */
   eventsSent: Counter<'type'>;
-  /** Durable events read back from the database for a stream (resume, gap, bus outage). */
+  /** Durable events read back from the database for a stream (resume, open, join). */
   eventsReplayed: Counter;
+  /** Durable events read from the database for all of a chat's streams (the bus dropped or delayed them). */
+  eventsFilled: Counter;
   /** Streams closed because their client read too slowly. */
   slowDisconnects: Counter;
   /** Reports `messenger_dependency_up` for each backend `list()` names, read at scrape time. */
@@ -71,7 +73,12 @@ export function createMetrics(): Metrics {
     }),
     eventsReplayed: new Counter({
       name: 'messenger_events_replayed_total',
-      help: 'Durable events read back from the database for a stream (resume, gap, event bus outage)',
+      help: 'Durable events read back from the database for one stream (resume, a stream behind the others)',
+      registers: [registry],
+    }),
+    eventsFilled: new Counter({
+      name: 'messenger_events_filled_total',
+      help: 'Durable events read from the database once for all streams of a chat (the event bus dropped or delayed them)',
       registers: [registry],
     }),
     slowDisconnects: new Counter({

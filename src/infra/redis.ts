@@ -109,13 +109,13 @@ export function connectRedis(
 }
 
 /**
- * A client for subscriptions (a connection in subscriber mode takes no other command). On a cluster,
- * fan-out per chat should use sharded pub/sub: `client.ssubscribe(channel)` with the 'smessage'
- * event, and SPUBLISH on the normal client, with a channel named with the chat's hash tag
- * (`events:{<chatId>}`), so each chat's events pass through one shard only instead of every node.
- * ioredis's Cluster (shardedSubscribers) keeps one subscriber connection per master and sends each
- * SSUBSCRIBE to the shard owning the channel's slot.
+ * A client for subscriptions (a connection in subscriber mode takes no other command). On a cluster
+ * it subscribes with sharded pub/sub: SSUBSCRIBE (the 'smessage' event) goes to the master that
+ * owns the channel's slot, so a channel named with a hash tag (`events:{<chatId>}`) passes through
+ * one node only, and SPUBLISH on a normal client reaches it there. ioredis keeps one subscriber
+ * connection per master, made when first needed; it replaces one it lost and subscribes its channels
+ * again, then emits 'subscribersReady' (messages published meanwhile are lost: the caller resyncs).
  */
-export function subscriber(url: string, name: string, logger: Logger): RedisConnection {
-  return connectRedis(url, `${name} subscriber`, logger, { sharded: true });
+export function subscriber(url: string, name: string): RedisClient {
+  return createClient(url, `${name}-sub`, { sharded: true });
 }

@@ -1,8 +1,9 @@
 import { tooManyRequests } from '../../errors.js';
-import type { Bus } from '../../infra/bus.js';
+import type { Bus, ResyncScope } from '../../infra/bus.js';
 import type { Logger } from '../../infra/logger.js';
 import type { Metrics } from '../../infra/metrics.js';
-import { decodePosition, encodePosition, type Position } from './cursor.js';
+import { decodePosition, type Position } from './cursor.js';
+import { ChatFeed, type FeedHost } from './feed.js';
 import {
   isEphemeral,
   type ChatEvent,
@@ -11,159 +12,48 @@ import {
   type StoredEvent,
 } from './model.js';
 import type { EventsRepository } from './repository.js';
+import { isJoin, Stream, type Sink, type StreamHost } from './stream.js';
 
-/** One event as every transport carries it (asyncapi.yml, Frame). */
-export interface Frame {
-  type: string;
-  id?: string;
-  data: Record<string, unknown>;
-}
-
-export type Transport = 'sse' | 'longpoll' | 'ws';
-
-/** Where a stream's frames go: one open SSE response, WebSocket or waiting long poll. */
-export interface Sink {
-  readonly transport: Transport;
-  /** Writes without waiting; false when the client is too far behind (the stream is then closed). */
-  write(frame: Frame): boolean;
-  heartbeat(): void;
-  /** Server shutting down: tell the client to come back, then close. */
-  shutdown(): void;
-  /** The stream is over: release the connection if it is still open. */
-  end(): void;
-  /** A long poll stops taking events once its answer is big enough (the rest comes next time). */
-  full?(): boolean;
-  /** Resolves once the client has read what is buffered (or is gone). */
-  drained(): Promise<void>;
-}
+export { dataJson, type Frame, type Sink, type Stream, type Transport } from './stream.js';
 
 export interface HubOptions {
   streamsPerUser: number;
   replayWindowSeconds: number;
   /** Events read from the database per query while catching up. */
   replayBatch: number;
+  /** How long an event that skips ahead waits for the missing ones before the database is read. */
+  gapWaitMs: number;
+  /** How long a failed database read for a chat waits before it is tried again. */
+  retryMs: number;
 }
 
-const isJoin = (event: ChatEvent, userId: string | null) =>
-  event.kind === 'member' && userId !== null && event.userId === userId && event.data.action === 'joined';
-const isLeave = (event: ChatEvent, userId: string | null) =>
-  event.kind === 'member' && userId !== null && event.userId === userId && event.data.action === 'left';
+/** The bus topics: one per chat, and one per user for the events that make them follow a chat. */
+const chatTopic = (chatId: string) => chatId;
+const userTopic = (userId: string) => `user:${userId}`;
+const userOfTopic = (topic: string) => (topic.startsWith('user:') ? topic.slice(5) : undefined);
 
 /**
- * One client's view of the events: the chats it follows, each with the number of the last event
- * delivered. Everything it is offered goes through one queue, so live events, gap fills and
- * catch-ups are delivered in each chat's order, once.
+ * This instance's open streams, fed by the event bus. For each chat followed here it keeps a feed
+ * that hands the chat's events to its streams in order (holding an event that skips ahead, and
+ * reading a gap the bus leaves from the database once for all of them); a stream reads from the
+ * database itself only when it is behind the hub (opening, resuming). When the bus has a channel
+ * per topic, the hub listens to the chats followed here and to the users with streams here.
  */
-export class Stream {
-  readonly positions = new Map<string, number>();
-  private queue: Promise<void> = Promise.resolve();
-  closed = false;
-
-  constructor(
-    readonly userId: string | null,
-    readonly sink: Sink,
-    private readonly hub: EventHub,
-  ) {}
-
-  get anonymous(): boolean {
-    return this.userId === null;
-  }
-
-  /** The position after the last event delivered: the id a client resumes from. */
-  position(): string {
-    return encodePosition({ at: Date.now() / 1000, chats: this.positions });
-  }
-
-  enqueue(task: () => Promise<void> | void): Promise<void> {
-    this.queue = this.queue.then(
-      async () => {
-        if (!this.closed) await task();
-      },
-      () => undefined,
-    );
-    return this.queue;
-  }
-
-  offer(event: ChatEvent): void {
-    void this.enqueue(() => this.handle(event)).catch((error: unknown) => this.hub.failed(this, error));
-  }
-
-  private async handle(event: ChatEvent): Promise<void> {
-    if (isEphemeral(event)) {
-      if (this.anonymous || this.positions.has(event.chatId))
-        this.send({ type: event.kind, data: event.data });
-      return;
-    }
-    if (isJoin(event, this.userId) && !this.positions.has(event.chatId)) {
-      this.positions.set(event.chatId, event.seq - 1);
-      this.hub.follow(this, event.chatId);
-    }
-    let at = this.positions.get(event.chatId);
-    if (at === undefined) {
-      if (!this.anonymous) return;
-      at = 0;
-      this.positions.set(event.chatId, 0);
-    }
-    if (event.seq <= at) return;
-    // A number that skips ahead means events of this chat were missed (another instance's event
-    // still on its way, or dropped by the bus): the database has them, in order.
-    if (event.seq === at + 1) this.deliver(event);
-    else await this.catchUp(new Map([[event.chatId, at]]));
-  }
-
-  /** Delivers every stored event after the given positions (all of this stream's when omitted). */
-  async catchUp(from?: Map<string, number>): Promise<void> {
-    const positions = new Map(from ?? this.positions);
-    for (;;) {
-      const events = await this.hub.repository.after(positions, this.hub.options.replayBatch);
-      for (const event of events) {
-        if (this.closed || this.sink.full?.()) return;
-        const at = this.positions.get(event.chatId);
-        if (at !== undefined && event.seq <= at) continue;
-        if (at === undefined && !this.anonymous) continue;
-        // A replay goes at the client's pace: only live events find a reader too slow.
-        if (!this.deliver(event, true)) await this.sink.drained();
-        this.hub.metrics.eventsReplayed.inc();
-        positions.set(event.chatId, event.seq);
-      }
-      if (events.length < this.hub.options.replayBatch) return;
-    }
-  }
-
-  /** False when the client's buffer is full (a replay then waits for it to drain). */
-  private deliver(event: StoredEvent, replay = false): boolean {
-    this.positions.set(event.chatId, event.seq);
-    const left = isLeave(event, this.userId);
-    if (left) {
-      this.positions.delete(event.chatId);
-      this.hub.unfollow(this, event.chatId);
-    }
-    return this.send({ type: event.kind, id: this.position(), data: event.data }, replay);
-  }
-
-  send(frame: Frame, replay = false): boolean {
-    if (this.closed) return true;
-    const roomLeft = this.sink.write(frame);
-    this.hub.metrics.eventsSent.inc({ type: frame.type });
-    if (roomLeft || replay) return roomLeft;
-    this.hub.metrics.slowDisconnects.inc();
-    this.hub.close(this);
-    return false;
-  }
-}
-
-/**
- * This instance's open streams, fed by the event bus: it routes each event to the streams of the
- * chat's members here, and makes the streams catch up from the database when the bus may have
- * dropped events.
- */
-export class EventHub implements EventPublisher {
+export class EventHub implements EventPublisher, StreamHost, FeedHost {
   private readonly streams = new Set<Stream>();
-  private readonly byChat = new Map<string, Set<Stream>>();
+  private readonly feeds = new Map<string, ChatFeed>();
   private readonly byUser = new Map<string, Set<Stream>>();
-  /** Anonymous streams, and streams still reading their chats: they are offered every event. */
+  /** For each user with streams here: resolves once the bus carries their joins here. */
+  private readonly userHeard = new Map<string, Promise<void>>();
+  /** Streams offered every event: those still reading their chats, and anonymous ones. */
   private readonly everything = new Set<Stream>();
+  private anonymousStreams = 0;
+  /** Feeds whose chat the bus has just started carrying here: read once it does. */
+  private subscribing: ChatFeed[] = [];
   private readonly listeners: ((userId: string, open: boolean) => void)[] = [];
+  readonly replayBatch: number;
+  readonly gapWaitMs: number;
+  readonly retryMs: number;
 
   constructor(
     private readonly bus: Bus<ChatEvent>,
@@ -172,20 +62,24 @@ export class EventHub implements EventPublisher {
     private readonly logger: Logger,
     readonly options: HubOptions,
   ) {
-    bus.subscribe((event) => this.dispatch(event));
-    bus.onResync(() => {
-      for (const stream of this.streams) void stream.enqueue(() => stream.catchUp());
-    });
+    this.replayBatch = options.replayBatch;
+    this.gapWaitMs = options.gapWaitMs;
+    this.retryMs = options.retryMs;
+    bus.subscribe((event) => this.receive(event));
+    bus.onResync((scope) => this.resync(scope));
   }
 
   /** A durable event has committed: every member's streams, on every instance, get it. */
   published(event: StoredEvent): void {
-    this.bus.publish({ ...event });
+    const topics = [chatTopic(event.chatId)];
+    // The streams of a user who joins follow the chat from its join: their instances hear it too.
+    if (event.userId && isJoin(event, event.userId)) topics.push(userTopic(event.userId));
+    this.bus.publish(topics, { ...event });
   }
 
   /** A typing or presence event: delivered to the streams open now, never stored. */
   ephemeral(kind: EphemeralKind, chatId: string, data: Record<string, unknown>): void {
-    this.bus.publish({ kind, chatId, data: { chat_id: chatId, ...data } });
+    this.bus.publish([chatTopic(chatId)], { kind, chatId, data: { chat_id: chatId, ...data } });
   }
 
   /** Hears when a user's first stream on this instance opens and their last one closes. */
@@ -201,13 +95,103 @@ export class EventHub implements EventPublisher {
     return [...this.byUser.keys()];
   }
 
-  private dispatch(event: ChatEvent): void {
-    const targets = new Set<Stream>(this.everything);
-    for (const stream of this.byChat.get(event.chatId) ?? []) targets.add(stream);
-    if (!isEphemeral(event) && event.kind === 'member' && event.userId) {
-      for (const stream of this.byUser.get(event.userId) ?? []) targets.add(stream);
+  private receive(event: ChatEvent): void {
+    const feed = this.feeds.get(event.chatId);
+    if (isEphemeral(event)) {
+      this.offer(event, feed?.streams);
+      return;
     }
-    for (const stream of targets) stream.offer(event);
+    // Anonymous streams get every chat: each chat seen is ordered from its first event on.
+    if (feed) feed.accept(event);
+    else if (this.anonymousStreams > 0) this.feedOf(event.chatId, event.seq - 1).accept(event);
+    else {
+      // Nobody here follows the chat: only a join (or a stream still opening) can want it.
+      this.offer(event);
+      this.feeds.get(event.chatId)?.advance(event.seq);
+    }
+  }
+
+  /** FeedHost: the chat's next event, in order. */
+  release(event: StoredEvent, after: number, feed: ChatFeed): void {
+    this.offer(event, feed.streams, after);
+  }
+
+  private offer(event: ChatEvent, followers?: Set<Stream>, after?: number): void {
+    const member = !isEphemeral(event) && event.kind === 'member' && event.userId;
+    const users = member ? this.byUser.get(member) : undefined;
+    if (this.everything.size === 0 && !users) {
+      for (const stream of followers ?? []) stream.offer(event, after);
+      return;
+    }
+    const targets = new Set<Stream>(this.everything);
+    for (const stream of followers ?? []) targets.add(stream);
+    for (const stream of users ?? []) targets.add(stream);
+    for (const stream of targets) stream.offer(event, after);
+  }
+
+  /** FeedHost: reads what the feeds miss from the database, in one query per batch for all. */
+  fill(feeds: ChatFeed[]): void {
+    const todo = feeds.filter((feed) => feed.startFill());
+    if (todo.length === 0) return;
+    void this.read(todo);
+  }
+
+  private async read(feeds: ChatFeed[]): Promise<void> {
+    const byChat = new Map(feeds.map((feed) => [feed.chatId, feed]));
+    const positions = new Map(feeds.map((feed) => [feed.chatId, feed.head]));
+    let failed = false;
+    try {
+      for (;;) {
+        const events = await this.repository.after(positions, this.replayBatch);
+        this.metrics.eventsFilled.inc(events.length);
+        for (const event of events) {
+          byChat.get(event.chatId)?.filled(event);
+          positions.set(event.chatId, event.seq);
+        }
+        if (events.length < this.replayBatch) break;
+      }
+    } catch (error) {
+      failed = true;
+      this.logger.warn({ err: error }, 'reading missed events failed: tried again shortly');
+    }
+    for (const feed of feeds) feed.endFill(failed);
+  }
+
+  /** The bus may have dropped events: the chats' feeds read them, the users' streams their joins. */
+  private resync(scope: ResyncScope): void {
+    const topics = scope === 'all' ? undefined : new Set(scope);
+    this.fill([...this.feeds.values()].filter((feed) => !topics || topics.has(chatTopic(feed.chatId))));
+    const users = topics
+      ? [...topics].map(userOfTopic).filter((userId) => userId !== undefined)
+      : this.usersHere();
+    if (users.length > 0) {
+      this.rejoin(users).catch((error: unknown) => this.logger.warn({ err: error }, 'event resync failed'));
+    }
+  }
+
+  /** Streams of `users` start following the chats those users joined while the bus was away. */
+  private async rejoin(users: string[]): Promise<void> {
+    const memberships = await this.repository.membershipsOf(users);
+    for (const [userId, chatIds] of memberships) {
+      for (const stream of this.byUser.get(userId) ?? []) {
+        const missing = chatIds.filter((chatId) => !stream.positions.has(chatId));
+        if (missing.length === 0) continue;
+        void stream
+          .enqueue(async () => {
+            const from = new Map<string, number>();
+            for (const chatId of missing) {
+              if (stream.positions.has(chatId)) continue;
+              const joinedAt = await this.repository.joinedAt(chatId, userId);
+              if (joinedAt === undefined) continue;
+              stream.positions.set(chatId, joinedAt - 1);
+              this.follow(stream, chatId, joinedAt - 1);
+              from.set(chatId, joinedAt - 1);
+            }
+            if (from.size > 0) await stream.catchUp(from);
+          })
+          .catch((error: unknown) => this.failed(stream, error));
+      }
+    }
   }
 
   /**
@@ -235,15 +219,12 @@ export class EventHub implements EventPublisher {
     this.streams.add(stream);
     this.everything.add(stream);
     this.metrics.openStreams.inc({ transport: sink.transport });
-    if (userId !== null) {
-      const mine = this.byUser.get(userId) ?? new Set();
-      mine.add(stream);
-      this.byUser.set(userId, mine);
-      if (mine.size === 1) for (const listener of this.listeners) listener(userId, true);
-    }
+    if (userId === null) this.anonymousStreams++;
+    const joins = userId === null ? undefined : this.addUserStream(userId, stream);
     // Registered before reading positions: an event committed meanwhile waits in the stream's
-    // queue and is then either already counted or delivered.
+    // queue and is then either already counted or delivered. The user's joins are heard first.
     await stream.enqueue(async () => {
+      await joins;
       const current = await this.repository.chatsOf(userId);
       const tooOld =
         unreadable || (from !== undefined && from.at < Date.now() / 1000 - this.options.replayWindowSeconds);
@@ -258,7 +239,8 @@ export class EventHub implements EventPublisher {
           }
         }
         stream.positions.set(chatId, at);
-        this.follow(stream, chatId);
+        if (stream.anonymous) this.feedOf(chatId, seq);
+        else this.follow(stream, chatId, seq);
       }
       if (!stream.anonymous) this.everything.delete(stream);
       if (tooOld) stream.send({ type: 'reset', id: stream.position(), data: { reason: 'gap-too-old' } });
@@ -268,16 +250,58 @@ export class EventHub implements EventPublisher {
     return stream;
   }
 
-  follow(stream: Stream, chatId: string): void {
-    const streams = this.byChat.get(chatId) ?? new Set();
-    streams.add(stream);
-    this.byChat.set(chatId, streams);
+  private addUserStream(userId: string, stream: Stream): Promise<void> {
+    const mine = this.byUser.get(userId) ?? new Set();
+    mine.add(stream);
+    this.byUser.set(userId, mine);
+    let heard = this.userHeard.get(userId);
+    if (!heard) {
+      heard = this.bus.listen(userTopic(userId));
+      this.userHeard.set(userId, heard);
+      for (const listener of this.listeners) listener(userId, true);
+    }
+    return heard;
+  }
+
+  /** The chat's feed, made when it has none with `dispatched` as the last event known here. */
+  private feedOf(chatId: string, dispatched: number): ChatFeed {
+    let feed = this.feeds.get(chatId);
+    if (!feed) {
+      feed = new ChatFeed(chatId, dispatched, this);
+      this.feeds.set(chatId, feed);
+      if (this.bus.perTopic) this.listenTo(feed);
+    }
+    return feed;
+  }
+
+  /** Starts hearing the chat; what was published before that is read from the database once. */
+  private listenTo(feed: ChatFeed): void {
+    this.subscribing.push(feed);
+    if (this.subscribing.length > 1) return;
+    // The feeds made in one turn (a stream's chats) are read together.
+    queueMicrotask(() => {
+      const feeds = this.subscribing.splice(0);
+      void Promise.all(feeds.map((each) => this.bus.listen(chatTopic(each.chatId)))).then(() =>
+        this.fill(feeds),
+      );
+    });
+  }
+
+  follow(stream: Stream, chatId: string, dispatched: number): void {
+    this.feedOf(chatId, dispatched).streams.add(stream);
   }
 
   unfollow(stream: Stream, chatId: string): void {
-    const streams = this.byChat.get(chatId);
-    streams?.delete(stream);
-    if (streams?.size === 0) this.byChat.delete(chatId);
+    const feed = this.feeds.get(chatId);
+    if (!feed) return;
+    feed.streams.delete(stream);
+    if (feed.streams.size === 0 && this.anonymousStreams === 0) this.drop(feed);
+  }
+
+  private drop(feed: ChatFeed): void {
+    feed.close();
+    this.feeds.delete(feed.chatId);
+    if (this.bus.perTopic) this.bus.unlisten(chatTopic(feed.chatId));
   }
 
   close(stream: Stream): void {
@@ -288,13 +312,20 @@ export class EventHub implements EventPublisher {
     for (const chatId of stream.positions.keys()) this.unfollow(stream, chatId);
     this.metrics.openStreams.dec({ transport: stream.sink.transport });
     stream.sink.end();
-    if (stream.userId !== null) {
-      const mine = this.byUser.get(stream.userId);
-      mine?.delete(stream);
-      if (mine?.size === 0) {
-        this.byUser.delete(stream.userId);
-        for (const listener of this.listeners) listener(stream.userId, false);
+    if (stream.userId === null) {
+      // The last anonymous stream gone: chats nobody follows are no longer ordered here.
+      if (--this.anonymousStreams === 0) {
+        for (const feed of [...this.feeds.values()]) if (feed.streams.size === 0) this.drop(feed);
       }
+      return;
+    }
+    const mine = this.byUser.get(stream.userId);
+    mine?.delete(stream);
+    if (mine?.size === 0) {
+      this.byUser.delete(stream.userId);
+      this.userHeard.delete(stream.userId);
+      this.bus.unlisten(userTopic(stream.userId));
+      for (const listener of this.listeners) listener(stream.userId, false);
     }
   }
 

@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { Middleware } from 'koa';
 import { createBus } from '../../infra/bus.js';
 import type { AppModule, ModuleContext } from '../types.js';
+import { WriteBatcher } from './batcher.js';
 import { EventHub } from './hub.js';
 import type { ChatEvent, EventPublisher } from './model.js';
 import { createPresenceStore } from './presence.js';
@@ -23,12 +24,20 @@ export interface EventsModule extends AppModule {
 /** Stored events are kept this much longer than the replay window promises. */
 const RETENTION_MARGIN_SECONDS = 3600;
 const PRUNE_EVERY_MS = 10 * 60_000;
+/**
+ * How long a chat's event that skips ahead waits for the missing ones (another instance's send still
+ * on its way through Redis) before they are read from the database, once for all the chat's streams.
+ */
+const GAP_WAIT_MS = 100;
+/** SSE frames are written to each stream at most this often (several at a time under load). */
+const WRITE_WINDOW_MS = 20;
 
 /**
  * Real-time events: SSE and long poll on `GET /v1/events`, WebSocket on `GET /v1/ws`, tickets,
  * typing. Committed changes reach every instance's streams through the event bus (Redis pub/sub with
- * REDIS_URL, else in-process); streams catch up from the stored events whenever the bus may have
- * dropped some.
+ * REDIS_URL, sharded per chat on a Redis Cluster, else in-process); each instance hands every chat's
+ * events to its streams in order, reading from the stored events once per chat whatever the bus
+ * dropped or delayed.
  */
 export function eventsModule(
   { config, db, logger, metrics, rules }: ModuleContext,
@@ -41,12 +50,18 @@ export function eventsModule(
 ): EventsModule {
   const settings = config.events;
   const repository = new EventsRepository(db.knex);
-  const bus = createBus<ChatEvent>(config.redisUrl, 'messenger:events', logger);
+  // A channel per chat (sharded pub/sub) on a Redis Cluster; anonymous streams (no authentication)
+  // get every chat's events, so every instance then hears everything on one channel.
+  const anonymous = config.authDisabled || !config.apps.includes('auth');
+  const bus = createBus<ChatEvent>(config.redisUrl, 'messenger:events', logger, { perTopic: !anonymous });
   const hub = new EventHub(bus, repository, metrics, logger, {
     streamsPerUser: settings.streamsPerUser,
     replayWindowSeconds: settings.replayWindowSeconds,
     replayBatch: 1000,
+    gapWaitMs: GAP_WAIT_MS,
+    retryMs: 1000,
   });
+  const writes = new WriteBatcher(WRITE_WINDOW_MS);
   const tickets = createTicketStore(config.redisUrl, settings.ticketTtlSeconds, logger);
   const presence = createPresenceStore(config.redisUrl, settings.presenceTtlSeconds, logger);
 
@@ -134,6 +149,7 @@ export function eventsModule(
           ticketTtlSeconds: settings.ticketTtlSeconds,
           longPollMax: 1000,
         },
+        writes,
       }),
     attach: (server: http.Server) => ws.attach(server),
     stop: () => hub.shutdown(),

@@ -27,26 +27,29 @@ export function createPresenceStore(
     const redis: RedisConnection = connectRedis(redisUrl, 'presence', logger);
     const key = (userId: string) => `messenger:presence:${userId}`;
     return {
+      // One command per user rather than a pipeline: on a Redis Cluster the users' keys live on
+      // different nodes, and a pipeline must stay on one.
       async refresh(userIds) {
-        if (userIds.length === 0) return;
         const expiresAt = Date.now() + ttlSeconds * 1000;
-        const pipeline = redis.client.pipeline();
-        for (const userId of userIds) {
-          pipeline.zadd(key(userId), expiresAt, instance);
-          pipeline.pexpire(key(userId), ttlSeconds * 1000);
-        }
-        await pipeline.exec();
+        await Promise.all(
+          userIds.map((userId) =>
+            redis.client
+              .multi()
+              .zadd(key(userId), expiresAt, instance)
+              .pexpire(key(userId), ttlSeconds * 1000)
+              .exec(),
+          ),
+        );
       },
       async remove(userId) {
         await redis.client.zrem(key(userId), instance);
       },
       async online(userIds) {
-        if (userIds.length === 0) return new Set();
         const now = Date.now();
-        const pipeline = redis.client.pipeline();
-        for (const userId of userIds) pipeline.zcount(key(userId), now, '+inf');
-        const results = (await pipeline.exec()) ?? [];
-        return new Set(userIds.filter((_, index) => Number(results[index]?.[1] ?? 0) > 0));
+        const counts = await Promise.all(
+          userIds.map((userId) => redis.client.zcount(key(userId), now, '+inf')),
+        );
+        return new Set(userIds.filter((_, index) => counts[index]! > 0));
       },
       close: () => redis.close(),
     };

@@ -50,6 +50,17 @@ export class EventsRepository {
     return rows.map(toEvent);
   }
 
+  /** The chats each of `userIds` is a member of now. */
+  async membershipsOf(userIds: string[]): Promise<Map<string, string[]>> {
+    const rows = await this.knex<{ chat_id: string; user_id: string }>('members')
+      .whereIn('user_id', userIds)
+      .whereNull('left_at')
+      .select('user_id', 'chat_id');
+    const chats = new Map<string, string[]>();
+    for (const row of rows) chats.set(row.user_id, [...(chats.get(row.user_id) ?? []), row.chat_id]);
+    return chats;
+  }
+
   /** The number of the event that made `userId` a member of the chat (its latest join), if stored. */
   async joinedAt(chatId: string, userId: string): Promise<number | undefined> {
     const { rows } = await this.knex.raw<{ rows: { seq: string | null }[] }>(

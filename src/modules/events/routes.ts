@@ -5,7 +5,9 @@ import { callerOf } from '../../http/caller.js';
 import type { RequestRules } from '../../http/validate.js';
 import { chatNotFound } from '../../errors.js';
 import { isUuid } from '../../ids.js';
+import type { WriteBatcher } from './batcher.js';
 import type { EventHub, Frame, Sink } from './hub.js';
+import { sseSink } from './sse.js';
 import type { TicketStore } from './tickets.js';
 
 export interface StreamSettings {
@@ -29,44 +31,6 @@ export function ticketOrSession(tickets: TicketStore, authenticate: Middleware):
   };
 }
 
-export const sseFrame = (frame: Frame): string =>
-  `${frame.id ? `id: ${frame.id}\n` : ''}event: ${frame.type}\ndata: ${JSON.stringify(frame.data)}\n\n`;
-
-function sseSink(res: http.ServerResponse, settings: StreamSettings): Sink {
-  const open = () => !res.destroyed && !res.writableEnded;
-  return {
-    transport: 'sse',
-    write(frame) {
-      if (!open()) return true;
-      res.write(sseFrame(frame));
-      return res.writableLength <= settings.maxBufferedBytes;
-    },
-    heartbeat() {
-      if (open()) res.write(': heartbeat\n\n');
-    },
-    shutdown() {
-      if (open()) res.end(`retry: ${settings.retryMs}\n: server shutting down, reconnect\n\n`);
-    },
-    end() {
-      if (open()) res.destroy();
-    },
-    drained: () =>
-      new Promise<void>((resolve) => {
-        if (!open() || !res.writableNeedDrain) {
-          resolve();
-          return;
-        }
-        const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.once('drain', done);
-        res.once('close', done);
-      }),
-  };
-}
-
 function wantsEventStream(ctx: Context): boolean {
   return (
     ctx.accepts('application/json', 'text/event-stream') === 'text/event-stream' &&
@@ -82,6 +46,8 @@ export function eventsRoutes(
     authenticate: Middleware;
     tickets: TicketStore;
     settings: StreamSettings;
+    /** SSE writes are gathered by it (one socket write per stream and window). */
+    writes: WriteBatcher;
     typing: (userId: string | null, chatId: string) => Promise<boolean>;
   },
 ): void {
@@ -113,7 +79,7 @@ export function eventsRoutes(
       });
       res.write(`retry: ${settings.retryMs}\n\n`);
       const stream = await hub
-        .open(userId, since, sseSink(res, settings), { lenient: true })
+        .open(userId, since, sseSink(res, settings, options.writes), { lenient: true })
         .catch((error: unknown) => {
           res.destroy();
           throw error;

@@ -4,7 +4,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { AppError } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { Logger } from '../../infra/logger.js';
-import type { EventHub, Sink, Stream } from './hub.js';
+import { dataJson, type EventHub, type Frame, type Sink, type Stream } from './hub.js';
 import type { TicketStore } from './tickets.js';
 
 /** What a client may send (asyncapi.yml, client frames), small. */
@@ -34,6 +34,10 @@ function refuse(socket: Duplex, status: number, code: string, headers: Record<st
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
 }
 
+/** The frame as JSON, its `data` serialised once for every stream that carries it. */
+const wsFrame = (frame: Frame): string =>
+  `{"type":${JSON.stringify(frame.type)},${frame.id ? `"id":${JSON.stringify(frame.id)},` : ''}"data":${dataJson(frame)}}`;
+
 function wsSink(ws: WebSocket, maxBufferedBytes: number): Sink {
   let alive = true;
   ws.on('pong', () => (alive = true));
@@ -41,7 +45,7 @@ function wsSink(ws: WebSocket, maxBufferedBytes: number): Sink {
     transport: 'ws',
     write(frame) {
       if (ws.readyState !== ws.OPEN) return true;
-      ws.send(JSON.stringify(frame));
+      ws.send(wsFrame(frame));
       return ws.bufferedAmount <= maxBufferedBytes;
     },
     heartbeat() {

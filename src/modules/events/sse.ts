@@ -1,0 +1,108 @@
+import type http from 'node:http';
+import type { WriteBatcher } from './batcher.js';
+import { dataJson, type Frame, type Sink } from './hub.js';
+
+const tails = new WeakMap<object, Buffer>();
+
+/**
+ * A frame's lines after its `id:` as bytes. They are the same for every stream that carries the
+ * event: encoded once, only the id (a short ASCII string) is written per stream.
+ */
+function tailOf(frame: Frame): Buffer {
+  let tail = tails.get(frame.data);
+  if (tail === undefined) {
+    tail = Buffer.from(`event: ${frame.type}\ndata: ${dataJson(frame)}\n\n`);
+    tails.set(frame.data, tail);
+  }
+  return tail;
+}
+
+/** Frames waiting for their stream's next write: ids (base64url, so ASCII) and shared tails. */
+class Pending {
+  private ids: (string | undefined)[] = [];
+  private tails: Buffer[] = [];
+  bytes = 0;
+
+  add(frame: Frame): void {
+    const tail = tailOf(frame);
+    this.ids.push(frame.id);
+    this.tails.push(tail);
+    this.bytes += tail.length + (frame.id ? frame.id.length + 5 : 0);
+  }
+
+  /** Everything gathered as one buffer (one socket write), and empty again. */
+  take(): Buffer {
+    const out = Buffer.allocUnsafe(this.bytes);
+    let offset = 0;
+    this.tails.forEach((tail, index) => {
+      const id = this.ids[index];
+      if (id) offset += out.write(`id: ${id}\n`, offset, 'latin1');
+      offset += tail.copy(out, offset);
+    });
+    this.clear();
+    return out;
+  }
+
+  clear(): void {
+    this.ids = [];
+    this.tails = [];
+    this.bytes = 0;
+  }
+}
+
+/**
+ * A Server-Sent Events response as a stream's sink. Frames are gathered and written by `writes`
+ * (several events in one socket write under load); the client is too slow once what waits for it,
+ * gathered or buffered by the socket, passes `maxBufferedBytes`.
+ */
+export function sseSink(
+  res: http.ServerResponse,
+  settings: { maxBufferedBytes: number; retryMs: number },
+  writes: WriteBatcher,
+): Sink {
+  const open = () => !res.destroyed && !res.writableEnded;
+  const pending = new Pending();
+  const target = {
+    flush() {
+      if (pending.bytes === 0) return;
+      if (open()) res.write(pending.take());
+      else pending.clear();
+    },
+  };
+  return {
+    transport: 'sse',
+    write(frame) {
+      if (!open()) return true;
+      if (pending.bytes === 0) writes.mark(target);
+      pending.add(frame);
+      return pending.bytes + res.writableLength <= settings.maxBufferedBytes;
+    },
+    heartbeat() {
+      target.flush();
+      if (open()) res.write(': heartbeat\n\n');
+    },
+    shutdown() {
+      target.flush();
+      if (open()) res.end(`retry: ${settings.retryMs}\n: server shutting down, reconnect\n\n`);
+    },
+    end() {
+      pending.clear();
+      if (open()) res.destroy();
+    },
+    drained: () =>
+      new Promise<void>((resolve) => {
+        target.flush();
+        if (!open() || !res.writableNeedDrain) {
+          resolve();
+          return;
+        }
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
+      }),
+  };
+}

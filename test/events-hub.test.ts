@@ -1,0 +1,327 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { Bus, ResyncScope } from '../src/infra/bus.js';
+import { createLogger } from '../src/infra/logger.js';
+import { createMetrics } from '../src/infra/metrics.js';
+import { EventHub, type Frame, type Sink, type Stream } from '../src/modules/events/hub.js';
+import type { ChatEvent, StoredEvent } from '../src/modules/events/model.js';
+import type { EventsRepository } from '../src/modules/events/repository.js';
+import { eventually } from './support/spawn.js';
+
+/** The stored events and memberships the hub reads, in memory; counts the catch-up reads. */
+class FakeLog {
+  private readonly events = new Map<string, StoredEvent[]>();
+  /** Each chat's last number taken (chats.event_seq): a number may be taken and nothing stored. */
+  private readonly taken = new Map<string, number>();
+  private readonly members = new Map<string, Set<string>>();
+  /** `after()` calls: reads of missed events from the database. */
+  reads = 0;
+
+  member(userId: string, chatId: string): void {
+    this.members.set(userId, (this.members.get(userId) ?? new Set()).add(chatId));
+    this.events.set(chatId, this.events.get(chatId) ?? []);
+  }
+
+  /** Commits an event: stored, numbered, not yet published. */
+  commit(chatId: string, text: string, extra: Partial<StoredEvent> = {}): StoredEvent {
+    const log = this.events.get(chatId) ?? [];
+    this.events.set(chatId, log);
+    const event: StoredEvent = {
+      chatId,
+      seq: this.take(chatId),
+      kind: 'message',
+      data: { chat_id: chatId, text },
+      ...extra,
+    };
+    log.push(event);
+    return event;
+  }
+
+  /** Takes the chat's next number (a send that then stored nothing). */
+  take(chatId: string): number {
+    const seq = (this.taken.get(chatId) ?? 0) + 1;
+    this.taken.set(chatId, seq);
+    return seq;
+  }
+
+  join(userId: string, chatId: string): StoredEvent {
+    this.member(userId, chatId);
+    return this.commit(chatId, '', {
+      kind: 'member',
+      userId,
+      data: { chat_id: chatId, user_id: userId, user_name: userId, action: 'joined' },
+    });
+  }
+
+  readonly repository = {
+    chatsOf: (userId: string | null) =>
+      Promise.resolve(
+        new Map(
+          [...(userId === null ? this.events.keys() : (this.members.get(userId) ?? []))].map((chatId) => [
+            chatId,
+            this.taken.get(chatId) ?? 0,
+          ]),
+        ),
+      ),
+    after: (positions: Map<string, number>, limit: number) => {
+      this.reads++;
+      const found = [...positions].flatMap(([chatId, seq]) =>
+        (this.events.get(chatId) ?? []).filter((event) => event.seq > seq),
+      );
+      return Promise.resolve(found.slice(0, limit));
+    },
+    joinedAt: (chatId: string, userId: string) =>
+      Promise.resolve(
+        this.events
+          .get(chatId)
+          ?.filter((event) => event.kind === 'member' && event.userId === userId)
+          .at(-1)?.seq,
+      ),
+    membershipsOf: (userIds: string[]) =>
+      Promise.resolve(new Map(userIds.map((userId) => [userId, [...(this.members.get(userId) ?? [])]]))),
+  } as unknown as EventsRepository;
+}
+
+/**
+ * A bus between this hub and imaginary other instances: what they publish is handed over by the test
+ * (`fromElsewhere`), in the order the test chooses; it records what the hub listens to and publishes.
+ */
+class FakeBus implements Bus<ChatEvent> {
+  readonly backend = 'memory' as const;
+  readonly listened = new Set<string>();
+  readonly published: { topics: readonly string[]; message: ChatEvent }[] = [];
+  private readonly handlers: ((message: ChatEvent) => void)[] = [];
+  private readonly resyncs: ((scope: ResyncScope) => void)[] = [];
+  private readonly holds = new Map<string, Promise<void>>();
+
+  constructor(readonly perTopic = false) {}
+
+  publish(topics: readonly string[], message: ChatEvent): void {
+    this.published.push({ topics, message });
+    this.fromElsewhere(message);
+  }
+  fromElsewhere(message: ChatEvent): void {
+    for (const handler of this.handlers) handler(structuredClone(message));
+  }
+  subscribe(handler: (message: ChatEvent) => void): void {
+    this.handlers.push(handler);
+  }
+  async listen(topic: string): Promise<void> {
+    this.listened.add(topic);
+    await this.holds.get(topic);
+  }
+  /** `listen(topic)` resolves only once the function returned is called (the subscription taking hold). */
+  hold(topic: string): () => void {
+    let release!: () => void;
+    this.holds.set(topic, new Promise((resolve) => (release = resolve)));
+    return release;
+  }
+  unlisten(topic: string): void {
+    this.listened.delete(topic);
+  }
+  onResync(handler: (scope: ResyncScope) => void): void {
+    this.resyncs.push(handler);
+  }
+  resync(scope: ResyncScope): void {
+    for (const resync of this.resyncs) resync(scope);
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function collector(): { frames: Frame[]; sink: Sink; texts(): string[] } {
+  const frames: Frame[] = [];
+  return {
+    frames,
+    texts: () => frames.filter((frame) => frame.type === 'message').map((frame) => frame.data.text as string),
+    sink: {
+      transport: 'sse',
+      write(frame) {
+        frames.push(frame);
+        return true;
+      },
+      heartbeat() {},
+      shutdown() {},
+      end() {},
+      drained: () => Promise.resolve(),
+    },
+  };
+}
+
+function hubOver(bus: FakeBus, log: FakeLog, gapWaitMs: number): EventHub {
+  return new EventHub(bus, log.repository, createMetrics(), createLogger('silent'), {
+    streamsPerUser: 10,
+    replayWindowSeconds: 86_400,
+    replayBatch: 1000,
+    gapWaitMs,
+    retryMs: 50,
+  });
+}
+
+/** `count` users, members of `chatId`, each with an open stream. */
+async function streamsOf(hub: EventHub, log: FakeLog, chatId: string, count: number) {
+  const readers: (ReturnType<typeof collector> & { stream: Stream })[] = [];
+  for (let index = 0; index < count; index++) {
+    const userId = randomUUID();
+    log.member(userId, chatId);
+    const reader = collector();
+    readers.push({ ...reader, stream: await hub.open(userId, undefined, reader.sink) });
+  }
+  return readers;
+}
+
+const allHave = (readers: { texts(): string[] }[], count: number) => () =>
+  Promise.resolve(readers.every((reader) => reader.texts().length >= count));
+
+describe('event hub: each chat in order before fan-out', () => {
+  it("when a chat's events come from the bus out of order, then each of its streams gets them in order, once, with no database read", async () => {
+    const log = new FakeLog();
+    const bus = new FakeBus();
+    // The gap wait is never reached: the missing event arrives first.
+    const hub = hubOver(bus, log, 60_000);
+    const chatId = randomUUID();
+    const readers = await streamsOf(hub, log, chatId, 3);
+    const [one, two, three, four] = ['one', 'two', 'three', 'four'].map((text) => log.commit(chatId, text));
+    for (const event of [two!, three!, one!, four!]) bus.fromElsewhere(event);
+    await eventually(allHave(readers, 4));
+    for (const reader of readers) assert.deepEqual(reader.texts(), ['one', 'two', 'three', 'four']);
+    assert.equal(log.reads, 0);
+    hub.shutdown();
+  });
+
+  it('when the bus never brings one of a chat’s events, then it is read from the database once for all the chat’s streams', async () => {
+    const log = new FakeLog();
+    const bus = new FakeBus();
+    const hub = hubOver(bus, log, 20);
+    const chatId = randomUUID();
+    const readers = await streamsOf(hub, log, chatId, 3);
+    const events = ['one', 'two', 'three'].map((text) => log.commit(chatId, text));
+    bus.fromElsewhere(events[0]!);
+    bus.fromElsewhere(events[2]!);
+    await eventually(allHave(readers, 3));
+    for (const reader of readers) assert.deepEqual(reader.texts(), ['one', 'two', 'three']);
+    assert.equal(log.reads, 1);
+    // The dropped event turning up late changes nothing.
+    bus.fromElsewhere(events[1]!);
+    bus.fromElsewhere(log.commit(chatId, 'four'));
+    await eventually(allHave(readers, 4));
+    for (const reader of readers) assert.deepEqual(reader.texts(), ['one', 'two', 'three', 'four']);
+    assert.equal(log.reads, 1);
+    hub.shutdown();
+  });
+
+  it('when a number was taken but nothing stored with it, then the next event reaches every stream after one read, and none reads by itself', async () => {
+    const log = new FakeLog();
+    const bus = new FakeBus();
+    const hub = hubOver(bus, log, 20);
+    const chatId = randomUUID();
+    const readers = await streamsOf(hub, log, chatId, 3);
+    bus.fromElsewhere(log.commit(chatId, 'one'));
+    log.take(chatId);
+    bus.fromElsewhere(log.commit(chatId, 'three'));
+    await eventually(allHave(readers, 2));
+    bus.fromElsewhere(log.commit(chatId, 'four'));
+    await eventually(allHave(readers, 3));
+    for (const reader of readers) assert.deepEqual(reader.texts(), ['one', 'three', 'four']);
+    assert.equal(log.reads, 1);
+    hub.shutdown();
+  });
+
+  it('when the bus resyncs after an outage, then the chats followed are read in one query and each stream gets what it missed, once', async () => {
+    const log = new FakeLog();
+    const bus = new FakeBus();
+    const hub = hubOver(bus, log, 60_000);
+    const [first, second] = [randomUUID(), randomUUID()];
+    const readers = [...(await streamsOf(hub, log, first, 2)), ...(await streamsOf(hub, log, second, 2))];
+    for (const chatId of [first, second]) for (const text of ['a', 'b']) log.commit(chatId, text);
+    bus.resync('all');
+    await eventually(allHave(readers, 2));
+    for (const reader of readers) assert.deepEqual(reader.texts(), ['a', 'b']);
+    assert.equal(log.reads, 1);
+    hub.shutdown();
+  });
+
+  it('when a stream resumes behind the others, then it reads what it missed itself while the others get live events at once', async () => {
+    const log = new FakeLog();
+    const bus = new FakeBus();
+    const hub = hubOver(bus, log, 60_000);
+    const chatId = randomUUID();
+    const [live] = await streamsOf(hub, log, chatId, 1);
+    const seen = live!.stream.position();
+    for (const text of ['one', 'two']) bus.fromElsewhere(log.commit(chatId, text));
+    await eventually(allHave([live!], 2));
+    const userId = randomUUID();
+    log.member(userId, chatId);
+    const resumed = collector();
+    await hub.open(userId, seen, resumed.sink);
+    bus.fromElsewhere(log.commit(chatId, 'three'));
+    await eventually(allHave([live!, resumed], 3));
+    assert.deepEqual(live!.texts(), ['one', 'two', 'three']);
+    assert.deepEqual(resumed.texts(), ['one', 'two', 'three']);
+    assert.equal(log.reads, 1);
+    hub.shutdown();
+  });
+});
+
+describe('event hub: a bus channel per chat (sharded pub/sub)', () => {
+  it('when streams follow a chat, then the hub listens to it and to their users while they are open, and publishes a join on the user’s topic too', async () => {
+    const log = new FakeLog();
+    const bus = new FakeBus(true);
+    const hub = hubOver(bus, log, 60_000);
+    const chatId = randomUUID();
+    const [reader] = await streamsOf(hub, log, chatId, 1);
+    const userId = reader!.stream.userId!;
+    await eventually(() => Promise.resolve(bus.listened.has(chatId)));
+    assert.deepEqual([...bus.listened].sort(), [chatId, `user:${userId}`].sort());
+    hub.published(log.commit(chatId, 'hi'));
+    hub.published(log.join(randomUUID(), chatId));
+    assert.deepEqual(
+      bus.published.map(({ topics }) => topics.length),
+      [1, 2],
+    );
+    assert.equal(bus.published[1]!.topics[1], `user:${bus.published[1]!.message.data.user_id as string}`);
+    hub.close(reader!.stream);
+    assert.deepEqual([...bus.listened], []);
+    hub.shutdown();
+  });
+
+  it('when an event commits before the chat’s subscription takes hold, then the chat is read once, when it does', async () => {
+    const log = new FakeLog();
+    const bus = new FakeBus(true);
+    const hub = hubOver(bus, log, 60_000);
+    const chatId = randomUUID();
+    const subscribed = bus.hold(chatId);
+    const [reader] = await streamsOf(hub, log, chatId, 1);
+    // Published while this instance did not hear the chat yet: only the database has it.
+    log.commit(chatId, 'unheard');
+    assert.deepEqual(reader!.texts(), []);
+    assert.equal(log.reads, 0);
+    subscribed();
+    await eventually(allHave([reader!], 1));
+    assert.deepEqual(reader!.texts(), ['unheard']);
+    assert.equal(log.reads, 1);
+    hub.shutdown();
+  });
+
+  it('when a user joins a chat nobody here follows, then the join arrives on the user’s topic and the chat’s next events follow it', async () => {
+    const log = new FakeLog();
+    const bus = new FakeBus(true);
+    const hub = hubOver(bus, log, 60_000);
+    const userId = randomUUID();
+    const reader = collector();
+    await hub.open(userId, undefined, reader.sink);
+    const chatId = randomUUID();
+    bus.fromElsewhere(log.commit(chatId, 'before'));
+    bus.fromElsewhere(log.join(userId, chatId));
+    await eventually(() => Promise.resolve(bus.listened.has(chatId)));
+    bus.fromElsewhere(log.commit(chatId, 'after'));
+    await eventually(allHave([reader], 1));
+    assert.deepEqual(
+      reader.frames.map((frame) => frame.type),
+      ['member', 'message'],
+    );
+    assert.deepEqual(reader.texts(), ['after']);
+    hub.shutdown();
+  });
+});
