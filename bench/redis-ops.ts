@@ -51,12 +51,15 @@ async function main(): Promise<void> {
       .send({ message: 'hello there' })
       .expect(201);
   const page = () => api.get(`/v1/chats/${chatId}/messages?limit=50`).set(auth).expect(200);
+  const chatList = () => api.get('/v1/chats?limit=20').set(auth).expect(200);
   await send();
   await page();
+  await chatList();
 
   const kinds: [string, () => Promise<unknown>][] = [
     ['GET /ping', () => api.get('/ping').expect(200)],
     ['history page, cached (HIT)', page],
+    ['chat list, cached (HIT)', chatList],
     ['send message', send],
     [
       'history page after a send (MISS)',

@@ -1,5 +1,4 @@
 import MemoryLimiter from 'koa-ratelimit/limiter/memory.js';
-import RedisLimiter from 'koa-ratelimit/limiter/redis.js';
 import { ExpiringMap } from '../../infra/cache.js';
 import { Breaker } from '../../infra/breaker.js';
 import type { Logger } from '../../infra/logger.js';
@@ -23,7 +22,7 @@ export interface Verdict {
   resetSeconds: number;
 }
 
-/** Counts requests per key with koa-ratelimit's drivers: in this process's memory, or in Redis. */
+/** Counts requests per key: in this process's memory (koa-ratelimit's driver), or in Redis. */
 export interface RateCounter {
   /** Counts one request for `key`; undefined when the store cannot answer now (fail open). */
   take(policy: Policy, key: string): Promise<Verdict | undefined>;
@@ -82,32 +81,50 @@ export class MemoryCounter implements RateCounter {
   }
 }
 
-/** The Redis driver keeps a sliding window per key, shared by every instance. */
+// KEYS: the budget's counter. ARGV: window in ms. Returns {requests in the window, ms until it ends}.
+const FIXED_WINDOW = `
+local count = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {count, left}`;
+
+type Counting = RedisConnection['client'] & {
+  countRequest(key: string, windowMs: number): Promise<[number, number]>;
+};
+
+/**
+ * In Redis, shared by every instance: a fixed window per key, as in memory. One script, three
+ * commands (INCR, PTTL, PEXPIRE when the window starts) on one small counter, whatever the budget.
+ */
 class RedisCounter implements RateCounter {
   private readonly breaker: Breaker;
+  private readonly client: Counting;
   readonly monitor: DependencyMonitor;
 
   constructor(private readonly redis: RedisConnection) {
     this.monitor = redis.monitor;
     this.breaker = new Breaker(redis.monitor);
+    redis.client.defineCommand('countRequest', { numberOfKeys: 1, lua: FIXED_WINDOW });
+    this.client = redis.client as Counting;
   }
 
   take(policy: Policy, key: string): Promise<Verdict | undefined> {
     return this.guarded(async () => {
-      const limiter = new RedisLimiter({
-        // The driver's key is `<namespace>:<id>`: tagged, so a user's counters share one cluster slot.
-        id: hashTag(key),
-        db: this.redis.client,
-        max: policy.max,
-        duration: policy.windowMs,
-        namespace: namespaceOf(policy),
-      });
-      return verdictOf(await limiter.get());
+      const [count, leftMs] = await this.client.countRequest(keyOf(policy, key), policy.windowMs);
+      return {
+        allowed: count <= policy.max,
+        limit: policy.max,
+        remaining: Math.max(0, policy.max - count),
+        resetSeconds: Math.ceil(leftMs / 1000),
+      };
     });
   }
 
   async clear(policy: Policy, key: string): Promise<void> {
-    await this.guarded(() => this.redis.client.del(`${namespaceOf(policy)}:${hashTag(key)}`));
+    await this.guarded(() => this.redis.client.del(keyOf(policy, key)));
   }
 
   close(): Promise<void> {
@@ -125,7 +142,9 @@ class RedisCounter implements RateCounter {
   }
 }
 
-const namespaceOf = (policy: Policy) => `messenger:limit:${policy.name}`;
+// Tagged: a user's counters share one cluster slot. (`messenger:limit:` held the sliding windows of
+// earlier releases, sorted sets.)
+const keyOf = (policy: Policy, key: string) => `messenger:budget:${policy.name}:${hashTag(key)}`;
 
 /** In memory the counter keeps at most `memoryKeys` keys; in Redis keys expire with their window. */
 export function createRateCounter(
