@@ -26,7 +26,7 @@ async function listeningApp(): Promise<{ app: TestApp; url: string; server: http
 const shardSubscribers = (node: string, channel: string) =>
   onNode(node, async (client) => {
     const [, count] = (await client.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
-    return Number(count);
+    return count;
   });
 
 /** A counter of an instance's /metrics. */

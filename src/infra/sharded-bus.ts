@@ -138,6 +138,8 @@ export class ShardedBus<T> extends LocalBus<T> implements Bus<T> {
             this.subscriber.sunsubscribe(this.channelOf(topic)).catch(() => undefined);
         }
         this.doubt(topics.filter((_, index) => !confirmed[index]));
+        // `lost` is set again by a disconnect while the subscriptions above were awaited.
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
         if (this.unsure.size === 0 && !this.lost) this.monitor.up();
         if (heard.length > 0) this.resync(heard);
       })

@@ -1,4 +1,3 @@
-import type http from 'node:http';
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { callerOf } from '../../http/caller.js';
