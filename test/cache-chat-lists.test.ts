@@ -6,7 +6,7 @@ import { hashTag } from '../src/infra/redis.js';
 import { createLogger } from '../src/infra/logger.js';
 import { sharedApp, startApp, twoApps, type Api, type TestApp } from './support/app.js';
 import { createChat, join, registerAndLogin, send, type User } from './support/fixtures.js';
-import { profile } from './support/profile.js';
+import { describeSingleRedis, profile } from './support/profile.js';
 import { eventually } from './support/spawn.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
@@ -195,7 +195,7 @@ describe('cache: chat lists', () => {
       });
     });
 
-    describe('with two instances, one of them cut off from Redis', function () {
+    describeSingleRedis('with two instances, one of them cut off from Redis', function () {
       this.timeout(60_000);
       const target = new URL(redisUrl);
       const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import {
   AppError,
@@ -34,7 +34,7 @@ export interface SessionCache {
 const hashingBusy = () => new AppError(503, 'service-unavailable', { 'Retry-After': '1' });
 
 function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 export class AuthService {

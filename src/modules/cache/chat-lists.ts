@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { ExpiringMap, type CacheStore } from '../../infra/cache.js';
 import { hashTag } from '../../infra/redis.js';
 import type { ChatListCache, LoadedChatList } from '../chats/index.js';
@@ -28,7 +28,7 @@ const FILTER_BITS_PER_CHAT = 12;
 const FILTER_HASHES = 4;
 
 function filterPositions(chatId: string, bits: number): number[] {
-  const digest = createHash('sha256').update(chatId).digest();
+  const digest = hash('sha256', chatId, 'buffer');
   return Array.from({ length: FILTER_HASHES }, (_, i) => digest.readUInt32BE(4 * i) % bits);
 }
 
