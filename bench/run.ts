@@ -45,7 +45,6 @@ Settings (environment):
   BENCH_WARMUP       seconds of warm-up before each scenario (2)
   BENCH_PAGE_LIMIT   messages per history page (50)
   BENCH_SEARCH_RUNS  search tasks per kind of word (40)
-  BENCH_POLL_MS      search status poll interval (5)
   SEARCH_MAX_RESULTS results a search task keeps (1000)
   BENCH_REDIS_URL    (redis://127.0.0.1:6379/2)
   BENCH_AMQP_URL     (amqp://guest:guest@127.0.0.1:5672)

@@ -222,26 +222,26 @@ async function command(line: string): Promise<void> {
         return;
       }
       const taskId = text(created.json, 'task_id');
-      for (let attempt = 0; attempt < 100; attempt++) {
-        const status = await call('GET', `/v1/chats/search/status/${taskId}`);
+      // Long polls: each answers as soon as the task finishes, or after 10 s.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const status = await call('GET', `/v1/chats/search/status/${taskId}?wait=10`);
         if (text(status.json, 'status') === 'SUCCESS') break;
         if (text(status.json, 'status') === 'FAILED') {
           print(`search failed: ${text(status.json, 'error')}`);
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, 200));
       }
       const page = await call('GET', `/v1/chats/search/${taskId}/messages?limit=20`);
       if (page.status !== 200) {
         print(`search failed: ${page.status}`);
         return;
       }
-      const hits = (page.json?.messages ?? []) as { chat_id: string; user_name?: string; text: string }[];
+      const hits = (page.json?.messages ?? []) as { chat_id: string; text: string }[];
       if (hits.length === 0) {
         print('(no matches)');
         return;
       }
-      for (const hit of hits) print(`  [${chatName(hit.chat_id)}] ${hit.user_name ?? ''}: ${hit.text}`);
+      for (const hit of hits) print(`  [${chatName(hit.chat_id)}] ${hit.text}`);
       return;
     }
     default:

@@ -75,7 +75,7 @@ describe('terminal client (npm run client)', function () {
     await app.close();
   });
 
-  it('when another user posts in a chat the client joined, then the client shows the message; /history and /quit work', async () => {
+  it('when another user posts in a chat the client joined, then the client shows the message; /history, /search and /quit work', async () => {
     const name = unique('term');
     const terminal = new Terminal(url, name);
     try {
@@ -96,6 +96,9 @@ describe('terminal client (npm run client)', function () {
       await terminal.see(new RegExp(`^  ${name}: hello from the terminal$`));
       terminal.type('/chats');
       await terminal.see(/^\* 1\. team room/);
+      // Search waits for its task with long polls, then prints the matches.
+      terminal.type('/search terminal from bob');
+      await terminal.see(/^  \[team room\] hi terminal, from bob$/);
       assert.equal(await terminal.quit(), 0);
     } finally {
       await terminal.quit();

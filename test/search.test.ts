@@ -11,20 +11,7 @@ import {
   unique,
   memberOfNewChat,
 } from './support/fixtures.js';
-
-/** Polls the task's status until it is finished; returns the final status body. */
-async function finished(
-  app: TestApp,
-  user: User,
-  taskId: string,
-): Promise<{ status: string; total?: number; error?: string }> {
-  for (let i = 0; i < 200; i++) {
-    const res = await app.api.get(`/v1/chats/search/status/${taskId}`).set(user.auth).expect(200);
-    if (res.body.status === 'SUCCESS' || res.body.status === 'FAILED') return res.body;
-    await sleep(25);
-  }
-  throw new Error(`task ${taskId} did not finish`);
-}
+import { finished } from './support/search-helpers.js';
 
 /** Creates a task and waits until it has succeeded; returns its id. */
 async function completedTask(app: TestApp, user: User, body: Record<string, unknown>): Promise<string> {

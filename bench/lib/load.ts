@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { Progress } from './progress.js';
-import { RssSampler, sleep } from './services.js';
+import { RssSampler } from './services.js';
 import { Samples, type LatencySummary } from './stats.js';
 
 /** What one measured scenario produced. */
@@ -227,7 +227,6 @@ export async function searchTask(
   api: string,
   token: string,
   query: string,
-  pollMs: number,
   timeoutMs = 15_000,
 ): Promise<number> {
   const headers = { Authorization: `session_id ${token}`, 'Content-Type': 'application/json' };
@@ -239,12 +238,13 @@ export async function searchTask(
   if (created.status !== 201) throw new Error(`create: ${created.status} ${await created.text()}`);
   const { task_id: taskId } = (await created.json()) as { task_id: string };
   const deadline = performance.now() + timeoutMs;
+  // A long poll: the status request answers when the task finishes, as a client would wait for it.
   for (;;) {
-    const response = await fetch(`${api}/v1/chats/search/status/${taskId}`, { headers });
+    const wait = Math.max(1, Math.ceil((deadline - performance.now()) / 1000));
+    const response = await fetch(`${api}/v1/chats/search/status/${taskId}?wait=${wait}`, { headers });
     const status = (await response.json()) as { status: string; total?: number; error?: string };
     if (status.status === 'SUCCESS') return status.total ?? 0;
     if (status.status === 'FAILED') throw new Error(`task failed: ${status.error ?? ''}`);
     if (performance.now() > deadline) throw new Error('task did not finish in time');
-    await sleep(pollMs);
   }
 }

@@ -16,7 +16,6 @@ export function readSettings() {
     warmup: setting('BENCH_WARMUP', 2),
     pageLimit: setting('BENCH_PAGE_LIMIT', 50),
     searchRuns: setting('BENCH_SEARCH_RUNS', 40),
-    pollMs: setting('BENCH_POLL_MS', 5),
     searchMaxResults: setting('SEARCH_MAX_RESULTS', 1000),
     redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/2',
     amqpUrl: process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',

@@ -308,14 +308,15 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
       headers: { ...auth(tokens[0]!), 'Content-Type': 'application/json' },
       body: JSON.stringify({ message: 'send rate probe' }),
     };
-    ctx.measured.sendStreamsOpen = (
-      await load('send, 1,000 streams open', options, ctx.load, api.watched)
-    ).measured;
+    // Its peak RSS counts towards the API's (the target includes 1,000 open streams).
+    ctx.measured.sendStreamsOpen = ctx.peaks.keep(
+      (await load('send, 1,000 streams open', options, ctx.load, api.watched)).measured,
+    );
     for (const stream of streams.splice(0)) stream.close();
     await sleep(2000);
-    ctx.measured.sendNoStreams = (
-      await load('send, no streams open', options, ctx.load, api.watched)
-    ).measured;
+    ctx.measured.sendNoStreams = ctx.peaks.keep(
+      (await load('send, no streams open', options, ctx.load, api.watched)).measured,
+    );
   } finally {
     for (const stream of streams) stream.close();
     await second.stop();

@@ -16,6 +16,8 @@ export interface Metrics {
   cacheReads: Counter<'cache' | 'result'>;
   /** Search jobs run by this process, by outcome: success, timeout, database-unavailable, ... */
   searchJobs: Counter<'outcome'>;
+  /** Search status requests waiting for their task to finish (`?wait=` long polls) on this process. */
+  searchWaits: Gauge;
   /** Real-time streams open on this process, by transport (sse, longpoll, ws). */
   openStreams: Gauge<'transport'>;
   /** Events written to streams, by event type. */
@@ -57,6 +59,11 @@ export function createMetrics(): Metrics {
       name: 'messenger_search_jobs_total',
       help: 'Search jobs run by this process by outcome (success, timeout, database-unavailable, internal-error)',
       labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    searchWaits: new Gauge({
+      name: 'messenger_search_status_waits',
+      help: 'Search status long polls (?wait=) waiting for their task to finish on this process',
       registers: [registry],
     }),
     openStreams: new Gauge({

@@ -1,7 +1,9 @@
 import { DependencyUnavailableError } from '../errors.js';
 import type { Logger } from './logger.js';
 import type { DependencyMonitor } from './monitor.js';
-import { connectRedis, hashTag, type RedisConnection } from './redis.js';
+import { clientFor, connectRedis, hashTag, type RedisClient, type RedisConnection } from './redis.js';
+import { quit } from './redis-bus.js';
+import { Waiters, type TaskWatch } from './task-watch.js';
 
 /** The lifecycle of a stored task: waiting for a worker, running, then done either way. */
 export type TaskStatus = 'WAITING' | 'IN_PROCESS' | 'SUCCESS' | 'FAILED';
@@ -58,6 +60,11 @@ export interface ResultStore<R> {
   fail(taskId: string, ownerId: string | null, error: string): Promise<void>;
   remove(taskId: string, ownerId: string | null): Promise<void>;
   results(taskId: string, ownerId: string | null, offset: number, count: number): Promise<R[]>;
+  /**
+   * Wakes the caller when a task finishes (in this process, or on any process sharing the Redis).
+   * A notice may be lost (an outage of the channel): a waiter reads the task again now and then.
+   */
+  watch(taskId: string): Promise<TaskWatch>;
   /** Redis's reachability, when the results live there. */
   readonly monitor?: DependencyMonitor;
   close(): Promise<void>;
@@ -65,6 +72,9 @@ export interface ResultStore<R> {
 
 // Unfinished tasks wait at most this long for a consumer before they are forgotten.
 const PENDING_TTL_SECONDS = 86_400;
+
+/** How long a watch waits for its channel to be heard before it is handed out anyway. */
+const SUBSCRIBE_WAIT_MS = 1000;
 
 const secondsUntil = (at: number) => Math.max(1, Math.ceil((at - Date.now()) / 1000));
 const ANONYMOUS = 'anonymous';
@@ -82,6 +92,7 @@ const finished = (task: TaskRecord) => task.status === 'SUCCESS' || task.status 
 /** Per-owner caps as in Redis, and a byte budget for the whole process. */
 class MemoryResultStore<R> implements ResultStore<R> {
   private readonly tasks = new Map<string, MemoryEntry<R>>();
+  private readonly waiters = new Waiters();
   private readonly sweeper: NodeJS.Timeout;
   private bytes = 0;
 
@@ -167,6 +178,7 @@ class MemoryResultStore<R> implements ResultStore<R> {
     entry.task = task;
     entry.results = results;
     entry.expiresAt = Date.now() + this.ttlSeconds * 1000;
+    this.waiters.wake(task.id);
   }
 
   succeed(taskId: string, ownerId: string | null, results: R[]): Promise<void> {
@@ -189,6 +201,10 @@ class MemoryResultStore<R> implements ResultStore<R> {
 
   results(taskId: string, ownerId: string | null, offset: number, count: number): Promise<R[]> {
     return Promise.resolve(this.entry(taskId, ownerId)?.results.slice(offset, offset + count) ?? []);
+  }
+
+  watch(taskId: string): Promise<TaskWatch> {
+    return Promise.resolve(this.waiters.watch(taskId));
   }
 
   close(): Promise<void> {
@@ -228,11 +244,17 @@ return {0, 0}`;
  * sorted sets of task ids (unfinished, finished) for the per-owner caps.
  */
 class RedisResultStore<R> implements ResultStore<R> {
+  private readonly waiters = new Waiters();
+  /** The connection that hears finished tasks: made on the first watch (workers never watch). */
+  private subscription?: { client: RedisClient; ready: Promise<void> };
+  private closed = false;
+
   get monitor(): DependencyMonitor {
     return this.redis.monitor;
   }
 
   constructor(
+    private readonly url: string,
     private readonly redis: RedisConnection,
     private readonly ttlSeconds: number,
     /**
@@ -258,6 +280,10 @@ class RedisResultStore<R> implements ResultStore<R> {
   private readonly hitsKey = (id: string, owner: string | null) => `${this.tag(owner)}:hits:${id}`;
   private readonly liveKey = (owner: string | null) => `${this.tag(owner)}:live`;
   private readonly doneKey = (owner: string | null) => `${this.tag(owner)}:done`;
+  /** Where finished task ids are announced (plain pub/sub: on a cluster every node relays it). */
+  private get doneChannel() {
+    return `${this.prefix}:finished`;
+  }
 
   async create(task: TaskRecord): Promise<void> {
     const owner = task.ownerId;
@@ -338,6 +364,7 @@ class RedisResultStore<R> implements ResultStore<R> {
           .zadd(this.doneKey(owner), expiresAt, taskId)
           .pexpire(this.doneKey(owner), this.ttlSeconds * 1000);
       }
+      transaction.publish(this.doneChannel, taskId);
       await transaction.exec();
     });
   }
@@ -368,8 +395,49 @@ class RedisResultStore<R> implements ResultStore<R> {
     });
   }
 
-  close(): Promise<void> {
-    return this.redis.close();
+  private subscribed(): Promise<void> {
+    if (!this.subscription) {
+      const client = clientFor(this.url, {
+        connectionName: 'messenger-search-finished',
+        connectTimeout: 1000,
+        retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
+      });
+      // Outages are the store connection's to report; this one reconnects and subscribes again.
+      client.on('error', () => {});
+      client.on('message', (_channel: string, taskId: string) => this.waiters.wake(taskId));
+      const ready = client.subscribe(this.doneChannel).then(
+        () => undefined,
+        (error: unknown) => {
+          // Not subscribed: the next watch tries with a new connection.
+          if (this.subscription?.client === client) this.subscription = undefined;
+          client.disconnect();
+          throw error;
+        },
+      );
+      this.subscription = { client, ready };
+    }
+    return this.subscription.ready;
+  }
+
+  async watch(taskId: string): Promise<TaskWatch> {
+    const watch = this.waiters.watch(taskId);
+    if (this.closed) return watch;
+    // Until the channel is heard, a notice can be missed: the waiter's own rereads cover that.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.subscribed().catch(() => undefined),
+      new Promise((resolve) => (timer = setTimeout(resolve, SUBSCRIBE_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    return watch;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const subscription = this.subscription;
+    this.subscription = undefined;
+    if (subscription) await quit(subscription.client);
+    await this.redis.close();
   }
 }
 
@@ -385,5 +453,11 @@ export function createResultStore<R>(
 ): ResultStore<R> {
   if (!options.redisUrl) return new MemoryResultStore<R>(options.ttlSeconds, options.limits);
   const redis = connectRedis(options.redisUrl, options.name, logger);
-  return new RedisResultStore<R>(redis, options.ttlSeconds, options.keyPrefix, options.limits);
+  return new RedisResultStore<R>(
+    options.redisUrl,
+    redis,
+    options.ttlSeconds,
+    options.keyPrefix,
+    options.limits,
+  );
 }

@@ -16,7 +16,7 @@ export interface TaskStatus {
   error?: string;
 }
 
-/** Polls the task's status through the API until it is SUCCESS or FAILED. */
+/** Waits (long polls of a few seconds) until the task is SUCCESS or FAILED; returns its status. */
 export async function finished(
   app: TestApp,
   user: User,
@@ -25,11 +25,15 @@ export async function finished(
 ): Promise<TaskStatus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const res = await app.api.get(`/v1/chats/search/status/${taskId}`).set(user.auth).expect(200);
+    const wait = Math.max(0, Math.min(5, Math.floor((deadline - Date.now()) / 1000)));
+    const res = await app.api
+      .get(`/v1/chats/search/status/${taskId}?wait=${wait}`)
+      .set(user.auth)
+      .expect(200);
     const body = res.body as TaskStatus;
     if (body.status === 'SUCCESS' || body.status === 'FAILED') return body;
     if (Date.now() > deadline) throw new Error(`task ${taskId} still ${body.status} after ${timeoutMs} ms`);
-    await sleep(25);
+    if (wait === 0) await sleep(25);
   }
 }
 

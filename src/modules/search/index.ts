@@ -32,6 +32,7 @@ export async function searchModule(
     maxTerms: config.search.maxTerms,
     timeoutMs: config.search.timeoutMs,
   });
+  const stopping = new AbortController();
   return {
     name: 'search',
     routes: (router) =>
@@ -39,7 +40,10 @@ export async function searchModule(
         maxBodyBytes: config.maxBodyBytes,
         rules,
         authenticate: deps.authenticate,
+        stopping: stopping.signal,
+        waits: metrics.searchWaits,
       }),
+    stop: () => stopping.abort(),
     dependencies: [queue.monitor, results.monitor, workerDb === db ? undefined : workerDb?.monitor].filter(
       (monitor) => monitor !== undefined,
     ),

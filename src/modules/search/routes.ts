@@ -1,5 +1,6 @@
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
+import type { Gauge } from 'prom-client';
 import { jsonBody } from '../../http/body.js';
 import { callerOf } from '../../http/caller.js';
 import { userNotFound } from '../../errors.js';
@@ -19,7 +20,15 @@ interface SearchBody {
 export function searchRoutes(
   router: Router,
   service: SearchService,
-  options: { maxBodyBytes: number; rules: RequestRules; authenticate: Middleware },
+  options: {
+    maxBodyBytes: number;
+    rules: RequestRules;
+    authenticate: Middleware;
+    /** Aborted when shutdown begins: long polls answer at once. */
+    stopping: AbortSignal;
+    /** Long polls waiting now (/metrics). */
+    waits: Gauge;
+  },
 ): void {
   const { rules } = options;
   const body = jsonBody(options.maxBodyBytes);
@@ -39,7 +48,22 @@ export function searchRoutes(
   });
 
   router.get('/v1/chats/search/status/:task_id', options.authenticate, async (ctx) => {
-    ctx.body = presentTaskStatus(await service.task(callerOf(ctx), ctx.params.task_id!));
+    const { wait = 0 } = rules.query('getSearchStatus', ctx.query) as { wait?: number };
+    // Answered early when the client goes away or the service stops.
+    const gone = new AbortController();
+    const abort = () => gone.abort();
+    ctx.req.once('close', abort);
+    if (options.stopping.aborted) abort();
+    else options.stopping.addEventListener('abort', abort, { once: true });
+    if (wait > 0) options.waits.inc();
+    try {
+      const task = await service.status(callerOf(ctx), ctx.params.task_id!, wait * 1000, gone.signal);
+      ctx.body = presentTaskStatus(task);
+    } finally {
+      if (wait > 0) options.waits.dec();
+      ctx.req.off('close', abort);
+      options.stopping.removeEventListener('abort', abort);
+    }
   });
 
   router.get('/v1/chats/search/:task_id/messages', options.authenticate, async (ctx) => {

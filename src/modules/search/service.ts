@@ -23,6 +23,11 @@ export interface SearchPage {
   next?: string;
 }
 
+/** A long poll reads its task this often even without a notice (one can be lost in an outage). */
+const REREAD_MS = 1000;
+
+const finished = (task: SearchTask) => task.status === 'SUCCESS' || task.status === 'FAILED';
+
 /** Words as the full-text parser splits them (letters and digits), for SEARCH_MAX_TERMS. */
 const WORD = /[\p{L}\p{N}]+/gu;
 
@@ -95,6 +100,29 @@ export class SearchService {
       throw error;
     }
     return taskId;
+  }
+
+  /**
+   * The task's status, once it is finished or after `waitMs` (a long poll), whichever comes first;
+   * `signal` (the client gone, or shutdown) answers at once with the last status read.
+   */
+  async status(caller: Caller, taskId: string, waitMs: number, signal?: AbortSignal): Promise<SearchTask> {
+    let task = await this.task(caller, taskId);
+    if (waitMs <= 0 || finished(task)) return task;
+    const until = performance.now() + waitMs;
+    // Watching first, then reading: a finish in between is not missed.
+    const watch = await this.results.watch(taskId);
+    try {
+      for (;;) {
+        task = await this.task(caller, taskId);
+        const left = until - performance.now();
+        if (finished(task) || left <= 0) break;
+        if ((await watch.next(Math.min(left, REREAD_MS), signal)) === 'aborted') break;
+      }
+    } finally {
+      watch.close();
+    }
+    return task;
   }
 
   /** The caller's own task, or 404 `task-not-found` (someone else's looks like none). */
