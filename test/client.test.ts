@@ -98,7 +98,7 @@ describe('terminal client (npm run client)', function () {
       await terminal.see(/^\* 1\. team room/);
       // Search waits for its task with long polls, then prints the matches.
       terminal.type('/search terminal from bob');
-      await terminal.see(/^  \[team room\] hi terminal, from bob$/);
+      await terminal.see(/^ {2}\[team room\] hi terminal, from bob$/);
       assert.equal(await terminal.quit(), 0);
     } finally {
       await terminal.quit();
