@@ -52,6 +52,9 @@ Settings (environment):
   BENCH_README       0 leaves README.md's table alone (1)
   BENCH_PHASES       comma list of the phases to run (all)
   BENCH_EVENTS_STREAMS idle SSE streams the events phase opens on one API (10000)
+  BENCH_EVENTS_STEPS the events phase's steps to run (idle,fanout,resume)
+  BENCH_CPU_PROF     a directory: each API and consumer writes a V8 CPU profile there when it stops
+                     (npm run profile-summary -- <file> sums one up)
 `;
 
 const ORDER: ('nothing' | DeploymentKind)[] = ['nothing', 'full', 'uncached'];

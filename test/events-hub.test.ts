@@ -59,7 +59,7 @@ class FakeLog {
         new Map(
           [...(userId === null ? this.events.keys() : (this.members.get(userId) ?? []))].map((chatId) => [
             chatId,
-            this.taken.get(chatId) ?? 0,
+            { seq: this.taken.get(chatId) ?? 0, activeAt: Date.now() / 1000 },
           ]),
         ),
       ),

@@ -127,6 +127,52 @@ describe('real-time events', () => {
       }
     });
 
+    it('when chats were quiet, then the id leaves them out and a resume still gets what they missed, and a chat joined since from its join', async () => {
+      const [alice, bob] = [await registerAndLogin(app.api), await registerAndLogin(app.api)];
+      const busy = await chatWith(app, alice, bob);
+      const quiet = [await chatWith(app, alice, bob), await chatWith(app, alice, bob)];
+      // Time passes for the quiet chats: their last events are an hour old.
+      await app.service.db
+        .knex('events')
+        .whereIn(
+          'chat_id',
+          quiet.map((chat) => chat.chatId),
+        )
+        .update({ created_at: app.service.db.knex.raw("now() - interval '1 hour'") });
+      const before = await app.api.get('/v1/events?wait=0').set(bob.auth).expect(200);
+      const position = decodePosition(before.body.last_event_id as string);
+      assert.deepEqual([...position.chats.keys()], [busy.chatId]);
+      const later = await chatWith(app, alice);
+      await send(app.api, alice, later.chatId, later.members[0]!.memberId, 'before bob joined');
+      const sent: string[] = [];
+      for (const [index, chat] of [busy, ...quiet, busy, ...quiet].entries()) {
+        const text = `missed ${index}`;
+        await send(app.api, alice, chat.chatId, chat.members[0]!.memberId, text);
+        sent.push(text);
+      }
+      await join(app.api, bob, later.chatId);
+      await send(app.api, alice, later.chatId, later.members[0]!.memberId, 'after bob joined');
+      const resumed = await openSse(`${url}/v1/events`, {
+        ...bob.auth,
+        'Last-Event-ID': before.body.last_event_id as string,
+      });
+      try {
+        await resumed.until((frames) => messages(frames).length >= sent.length + 1);
+        // A moment for anything extra (a message replayed twice) to arrive.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const got = messages(resumed.frames);
+        const chatOrder = (chatId: string) =>
+          got.filter((frame) => frame.data.chat_id === chatId).map((frame) => frame.data.text);
+        assert.deepEqual(chatOrder(busy.chatId), ['missed 0', 'missed 3']);
+        assert.deepEqual(chatOrder(quiet[0]!.chatId), ['missed 1', 'missed 4']);
+        assert.deepEqual(chatOrder(quiet[1]!.chatId), ['missed 2', 'missed 5']);
+        assert.deepEqual(chatOrder(later.chatId), ['after bob joined']);
+        assert.equal(got.length, sent.length + 1);
+      } finally {
+        resumed.close();
+      }
+    });
+
     it('when the resume id is older than the replay window, then the stream starts with reset', async () => {
       const bob = await registerAndLogin(app.api);
       const { chatId } = await chatWith(app, bob);

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { BENCH_DATABASE_URL, MAIN_JS } from './db.js';
 import { SEED_PASSWORD } from './seeding.js';
 import { freePort, nodeFlags, startService, waitFor, type Role, type Service } from './services.js';
@@ -28,9 +29,18 @@ export const auth = (token: string) => ({ Authorization: `session_id ${token}` }
 /** The search queue of this bench database: benches on other databases of the same broker do not take its jobs. */
 const SEARCH_QUEUE = `messenger.search.bench.${new URL(BENCH_DATABASE_URL).pathname.slice(1) || 'default'}`;
 
-/** `node <the entrypoint's flags for role> dist/src/main.js role`, as the image starts it. */
-const start = (name: string, role: Role, env: NodeJS.ProcessEnv): Service =>
-  startService(name, [...nodeFlags(role), MAIN_JS, role], env);
+/**
+ * `node <the entrypoint's flags for role> dist/src/main.js role`, as the image starts it; with
+ * BENCH_CPU_PROF=<dir>, each process also writes a V8 CPU profile under <dir>/<name>/ when it stops
+ * (`npm run profile-summary -- <file>` sums it up).
+ */
+function start(name: string, role: Role, env: NodeJS.ProcessEnv): Service {
+  const profileDir = process.env.BENCH_CPU_PROF;
+  const profiling = profileDir
+    ? ['--cpu-prof', `--cpu-prof-dir=${path.join(path.resolve(profileDir), name)}`]
+    : [];
+  return startService(name, [...nodeFlags(role), ...profiling, MAIN_JS, role], env);
+}
 
 function serviceEnv(settings: Settings, port: number, apps: string): NodeJS.ProcessEnv {
   const skip = new Set(['POSTGRES_HOSTS', 'POSTGRES_HOST', 'DATA_DIR']);

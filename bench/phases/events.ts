@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { encodePosition } from '../../src/modules/events/cursor.js';
 import { auth, startApi, type Deployment } from '../lib/api.js';
 import { BENCH_DATABASE_URL } from '../lib/db.js';
 import { http as load } from '../lib/load.js';
@@ -11,6 +10,8 @@ import { Samples, type LatencySummary } from '../lib/stats.js';
 import { httpRow, scenario, type Context, type Phase, type PhaseReport } from './phase.js';
 
 const IDLE_STREAMS = Number(process.env.BENCH_EVENTS_STREAMS ?? 10_000);
+/** The steps to run (BENCH_EVENTS_STEPS, a comma list): all three by default. */
+const STEPS = (process.env.BENCH_EVENTS_STEPS ?? 'idle,fanout,resume').split(',').map((step) => step.trim());
 const FANOUT_STREAMS = 1000;
 const FANOUT_RATE = 200;
 const FANOUT_SECONDS = 10;
@@ -159,7 +160,16 @@ interface Figures {
     sendSeconds: number;
     latency: LatencySummary;
   };
-  resume?: { events: number; seconds: number; commits: number; replayed: number; batches: number };
+  resume?: {
+    events: number;
+    seconds: number;
+    commits: number;
+    replayed: number;
+    batches: number;
+    /** The user's chats, and the length of the id they resumed from (Last-Event-ID). */
+    chats: number;
+    idChars: number;
+  };
 }
 
 const figures: Figures = {};
@@ -327,16 +337,16 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
 /** A stream resuming 10,000 events behind, over 3 chats: time to receive them all, and the database's work. */
 async function resume(ctx: Context, api: Deployment): Promise<void> {
   const user = ctx.fx.users[1]!;
-  const { rows: mine } = await ctx.db.query<{ id: string; seq: string }>(
-    `SELECT c.id, c.event_seq AS seq FROM members m JOIN chats c ON c.id = m.chat_id
+  const { rows: mine } = await ctx.db.query<{ id: string; chats: string }>(
+    `SELECT c.id, count(*) OVER () AS chats FROM members m JOIN chats c ON c.id = m.chat_id
      WHERE m.user_id = $1 AND m.left_at IS NULL ORDER BY c.id`,
     [user.id],
   );
   const chatIds = mine.slice(0, 3).map((row) => row.id);
-  const since = encodePosition({
-    at: Date.now() / 1000,
-    chats: new Map(mine.map((row) => [row.id, Number(row.seq)])),
-  });
+  // The id a client holds: the last one the server gave it (a long poll answering at once).
+  const polled = await fetch(`${api.url}/v1/events?wait=0`, { headers: auth(user.token) });
+  if (polled.status !== 200) throw new Error(`resume: the long poll answered ${polled.status}`);
+  const since = ((await polled.json()) as { last_event_id: string }).last_event_id;
   // The events as the send writes them (same payload), straight into the log: the replay reads only it.
   await ctx.db.query(
     `WITH spread AS (SELECT i, ($1::uuid[])[1 + i % 3] AS chat_id FROM generate_series(0, $2 - 1) AS i),
@@ -377,6 +387,7 @@ async function resume(ctx: Context, api: Deployment): Promise<void> {
       if (text.startsWith('resume ') && ++received === RESUME_EVENTS) done();
     },
   );
+  if (stream.status !== 200) throw new Error(`resume: the stream answered ${stream.status}`);
   await Promise.race([all, sleep(60_000)]);
   const seconds = (performance.now() - started) / 1000;
   stream.close();
@@ -385,6 +396,8 @@ async function resume(ctx: Context, api: Deployment): Promise<void> {
   const commitsAfter = await commits();
   if (received < RESUME_EVENTS) throw new Error(`resume: ${received} of ${RESUME_EVENTS} events in 60 s`);
   figures.resume = {
+    chats: Number(mine[0]?.chats ?? 0),
+    idChars: since.length,
     events: received,
     seconds,
     // Every transaction of the bench database meanwhile: the stream's, the bench's two reads of the
@@ -456,14 +469,15 @@ function report(ctx: Context): PhaseReport {
   }
   if (r) {
     rows.push({
-      scenario: `resume: ${r.events.toLocaleString('en-US')} missed events, 3 chats`,
+      scenario: `resume: ${r.events.toLocaleString('en-US')} missed events, 3 chats of ${r.chats.toLocaleString('en-US')}`,
       p50: r.seconds * 1000,
     });
     targets.push({
       target: `resume ${r.events.toLocaleString('en-US')} missed events (Last-Event-ID): time and queries`,
       measured:
         `${r.seconds.toFixed(2)} s; ${r.replayed.toLocaleString('en-US')} replayed in ${r.batches} batch reads; ` +
-        `${r.commits} transactions on the bench database meanwhile`,
+        `${r.commits} transactions on the bench database meanwhile; resumed from an id of ${r.idChars} characters ` +
+        `(the user is in ${r.chats.toLocaleString('en-US')} chats)`,
       met: true,
     });
   }
@@ -497,11 +511,15 @@ function report(ctx: Context): PhaseReport {
 export function eventsPhase(): Phase {
   return {
     name: 'events',
-    steps: [
-      { needs: 'full', run: idle },
-      { needs: 'full', run: fanout },
-      { needs: 'full', run: resume },
-    ],
+    steps: (
+      [
+        ['idle', idle],
+        ['fanout', fanout],
+        ['resume', resume],
+      ] as const
+    )
+      .filter(([name]) => STEPS.includes(name))
+      .map(([, run]) => ({ needs: 'full' as const, run })),
     report,
   };
 }

@@ -4,14 +4,34 @@ import { badCursor } from '../../errors.js';
  * A stream position: for each chat, the number of the last event delivered, plus when the position
  * was written (to tell a gap too old to replay). Encoded compactly (16 bytes of chat id and a varint
  * per chat) as base64url: opaque to clients, the `id` of every durable event and `last_event_id`.
+ *
+ * A user may be in thousands of chats, and an id must fit in a header (Last-Event-ID) or a URL, so
+ * an id lists only the chats active lately (version 2): a chat with no event for QUIET_SECONDS
+ * before `at` is left out, and stands for "every event of it created before then, and none after".
+ * A resume reads where such a chat stood from the database (events.created_at, see
+ * EventsRepository.quietStarts). Version 1 ids (every chat listed) are still read.
  */
 export interface Position {
   /** Seconds since the epoch. */
   at: number;
   chats: Map<string, number>;
+  /** Every chat of the user is listed (version 1); otherwise the unlisted ones were quiet at `at`. */
+  complete: boolean;
 }
 
-const VERSION = 1;
+/**
+ * A chat with no event for this long before a position is written is left out of it. Its last event
+ * was created at least this long before `at`, and every event after it is created (its transaction
+ * started) after `at` minus the longest a write transaction lasts: a resume finds its position as
+ * the last event created before `at - QUIET_CUT_SECONDS`, in between.
+ */
+export const QUIET_SECONDS = 600;
+export const QUIET_CUT_SECONDS = 300;
+/** A position left unchanged this long is rebuilt (dropping chats that went quiet meanwhile). */
+const REBUILD_SECONDS = 60;
+
+const VERSION = 2;
+const VERSION_COMPLETE = 1;
 const HEADER_BYTES = 5;
 
 function uuidBytes(uuid: string): Buffer {
@@ -42,22 +62,28 @@ function varintLength(value: number): number {
   return length;
 }
 
-export function encodePosition(position: Position): string {
+/** Every chat of `position` listed (as active at `at`), in a version 2 id. */
+export function encodePosition(position: Pick<Position, 'at' | 'chats'>): string {
   const positions = new Positions();
-  for (const [chatId, seq] of position.chats) positions.set(chatId, seq);
+  for (const [chatId, seq] of position.chats) positions.set(chatId, seq, position.at);
   return positions.encode(position.at);
 }
 
 /**
  * A stream's positions as it moves: a map of chat → number of the last event delivered, which keeps
  * its encoding up to date as it changes. Moving one chat forward rewrites that chat's number in place
- * (rebuilding only when the number's length changes or a chat comes or goes), so writing the id of
- * each event costs one base64 pass instead of encoding every chat again.
+ * (rebuilding only when the number's length changes or a chat comes, goes or becomes active), so
+ * writing the id of each event costs one base64 pass instead of encoding every chat again. Each chat
+ * also has the time it was last active (seconds): its last event's creation, or when this stream last
+ * heard of one; quiet chats are left out of the id.
  */
 export class Positions {
   private readonly seqs = new Map<string, number>();
+  private readonly activeAt = new Map<string, number>();
   private readonly offsets = new Map<string, number>();
   private bytes: Buffer | undefined;
+  private builtAt = 0;
+  private builtComplete = false;
 
   get size(): number {
     return this.seqs.size;
@@ -79,9 +105,14 @@ export class Positions {
     return new Map(this.seqs);
   }
 
-  set(chatId: string, seq: number): void {
+  /**
+   * Moves the chat to `seq`. `activeAt` (seconds) is when the chat last had an event, when older
+   * than now (read from the database); by default the chat is active now.
+   */
+  set(chatId: string, seq: number, activeAt = Date.now() / 1000): void {
     const before = this.seqs.get(chatId);
     this.seqs.set(chatId, seq);
+    this.activeAt.set(chatId, Math.max(activeAt, this.activeAt.get(chatId) ?? 0));
     const offset = this.offsets.get(chatId);
     if (
       this.bytes &&
@@ -92,33 +123,57 @@ export class Positions {
       writeVarint(seq, this.bytes, offset);
       return;
     }
+    // Unlisted and still quiet: the id does not change.
+    if (this.bytes && offset === undefined && !this.builtComplete && !this.listed(chatId, this.builtAt))
+      return;
     this.bytes = undefined;
   }
 
+  /** This stream heard of a new event of the chat (it may be delivered later): the chat is active. */
+  touch(chatId: string): void {
+    if (!this.seqs.has(chatId)) return;
+    this.activeAt.set(chatId, Date.now() / 1000);
+    if (this.bytes && !this.offsets.has(chatId)) this.bytes = undefined;
+  }
+
   delete(chatId: string): void {
+    this.activeAt.delete(chatId);
     if (this.seqs.delete(chatId)) this.bytes = undefined;
   }
 
-  /** The position as clients get it, written at `at` (seconds since the epoch). */
-  encode(at: number): string {
-    const bytes = this.bytes ?? this.build();
+  /**
+   * The position as clients get it, written at `at` (seconds since the epoch). `complete` lists every
+   * chat, quiet or not: for when this stream may have missed events it does not know of yet.
+   */
+  encode(at: number, complete = false): string {
+    if (this.bytes && (complete !== this.builtComplete || at - this.builtAt > REBUILD_SECONDS)) {
+      this.bytes = undefined;
+    }
+    const bytes = this.bytes ?? this.build(at, complete);
     bytes.writeUInt32BE(Math.floor(at) >>> 0, 1);
     return bytes.toString('base64url');
   }
 
-  private build(): Buffer {
+  private listed(chatId: string, at: number): boolean {
+    return (this.activeAt.get(chatId) ?? 0) > at - QUIET_SECONDS;
+  }
+
+  private build(at: number, complete: boolean): Buffer {
+    const chats = [...this.seqs].filter(([chatId]) => complete || this.listed(chatId, at));
     let size = HEADER_BYTES;
-    for (const seq of this.seqs.values()) size += 16 + varintLength(seq);
+    for (const [, seq] of chats) size += 16 + varintLength(seq);
     const bytes = Buffer.alloc(size);
     bytes[0] = VERSION;
     let offset = HEADER_BYTES;
     this.offsets.clear();
-    for (const [chatId, seq] of this.seqs) {
+    for (const [chatId, seq] of chats) {
       offset += uuidBytes(chatId).copy(bytes, offset);
       this.offsets.set(chatId, offset);
       offset += writeVarint(seq, bytes, offset);
     }
     this.bytes = bytes;
+    this.builtAt = at;
+    this.builtComplete = complete;
     return bytes;
   }
 }
@@ -127,7 +182,8 @@ export class Positions {
 export function decodePosition(text: string): Position {
   if (!/^[A-Za-z0-9_-]{7,}$/.test(text)) throw badCursor();
   const bytes = Buffer.from(text, 'base64url');
-  if (bytes[0] !== VERSION || bytes.length < HEADER_BYTES) throw badCursor();
+  if ((bytes[0] !== VERSION && bytes[0] !== VERSION_COMPLETE) || bytes.length < HEADER_BYTES)
+    throw badCursor();
   const at = bytes.readUInt32BE(1);
   const chats = new Map<string, number>();
   let offset = HEADER_BYTES;
@@ -146,5 +202,5 @@ export function decodePosition(text: string): Position {
     }
     chats.set(chatId, seq);
   }
-  return { at, chats };
+  return { at, chats, complete: bytes[0] === VERSION_COMPLETE };
 }

@@ -2,7 +2,7 @@ import { tooManyRequests } from '../../errors.js';
 import type { Bus, ResyncScope } from '../../infra/bus.js';
 import type { Logger } from '../../infra/logger.js';
 import type { Metrics } from '../../infra/metrics.js';
-import { decodePosition, type Position } from './cursor.js';
+import { decodePosition, QUIET_CUT_SECONDS, type Position } from './cursor.js';
 import { ChatFeed, type FeedHost } from './feed.js';
 import {
   isEphemeral,
@@ -228,17 +228,29 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
       const current = await this.repository.chatsOf(userId);
       const tooOld =
         unreadable || (from !== undefined && from.at < Date.now() / 1000 - this.options.replayWindowSeconds);
-      for (const [chatId, seq] of current) {
+      const resumed = from && !tooOld ? from : undefined;
+      // Chats a (version 2) position left out as quiet: where each starts is read in one query.
+      const quiet =
+        resumed && !resumed.complete ? [...current.keys()].filter((id) => !resumed.chats.has(id)) : [];
+      const starts =
+        resumed && quiet.length > 0
+          ? await this.repository.quietStarts(userId, quiet, resumed.at - QUIET_CUT_SECONDS)
+          : undefined;
+      for (const [chatId, { seq, activeAt }] of current) {
         let at = seq;
-        if (from && !tooOld) {
-          const known = from.chats.get(chatId);
-          if (known !== undefined) at = Math.min(known, seq);
-          else if (userId !== null) {
-            const joinedAt = await this.repository.joinedAt(chatId, userId);
-            if (joinedAt !== undefined && joinedAt <= seq) at = joinedAt - 1;
-          }
+        let active = activeAt;
+        const known = resumed?.chats.get(chatId);
+        if (known !== undefined) {
+          at = Math.min(known, seq);
+          active = Date.now() / 1000;
+        } else if (starts?.has(chatId)) {
+          at = Math.min(starts.get(chatId)!, seq);
+        } else if (resumed?.complete && userId !== null) {
+          // A version 1 position lists every chat: one it lacks was joined after it.
+          const joinedAt = await this.repository.joinedAt(chatId, userId);
+          if (joinedAt !== undefined && joinedAt <= seq) at = joinedAt - 1;
         }
-        stream.positions.set(chatId, at);
+        stream.positions.set(chatId, at, active);
         if (stream.anonymous) this.feedOf(chatId, seq);
         else this.follow(stream, chatId, seq);
       }
@@ -327,6 +339,11 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
       this.bus.unlisten(userTopic(stream.userId));
       for (const listener of this.listeners) listener(stream.userId, false);
     }
+  }
+
+  /** StreamHost: false while the bus is away (events may be missed without any stream knowing). */
+  inSync(): boolean {
+    return !(this.bus.monitor?.isDown ?? false);
   }
 
   failed(stream: Stream, error: unknown): void {

@@ -22,17 +22,47 @@ export class EventsRepository {
 
   /**
    * The chats `userId` is a member of (every chat for the anonymous caller), each with the number of
-   * its last committed event: events after it are still to come.
+   * its last committed event (events after it are still to come) and when its last stored event was
+   * created (seconds since the epoch; 0 when none is stored any more).
    */
-  async chatsOf(userId: string | null): Promise<Map<string, number>> {
-    const { rows } = await this.knex.raw<{ rows: { id: string; seq: string }[] }>(
+  async chatsOf(userId: string | null): Promise<Map<string, { seq: number; activeAt: number }>> {
+    const last = `LEFT JOIN LATERAL (SELECT created_at FROM events e WHERE e.chat_id = c.id
+                                     ORDER BY e.seq DESC LIMIT 1) e ON true`;
+    const { rows } = await this.knex.raw<{ rows: { id: string; seq: string; active_at: number | null }[] }>(
       userId === null
-        ? 'SELECT id, event_seq AS seq FROM chats'
-        : `SELECT c.id, c.event_seq AS seq FROM members m JOIN chats c ON c.id = m.chat_id
+        ? `SELECT c.id, c.event_seq AS seq, extract(epoch FROM e.created_at)::float8 AS active_at
+           FROM chats c ${last}`
+        : `SELECT c.id, c.event_seq AS seq, extract(epoch FROM e.created_at)::float8 AS active_at
+           FROM members m JOIN chats c ON c.id = m.chat_id ${last}
            WHERE m.user_id = ? AND m.left_at IS NULL`,
       userId === null ? [] : [userId],
     );
-    return new Map(rows.map((row) => [row.id, Number(row.seq)]));
+    return new Map(rows.map((row) => [row.id, { seq: Number(row.seq), activeAt: row.active_at ?? 0 }]));
+  }
+
+  /**
+   * Where a resumed stream starts in chats its position left out as quiet (cursor.ts): after the last
+   * event created at or before `cut` (seconds since the epoch) — or, when none of that age is stored
+   * any more, before the first one stored — but never before the user's latest join of the chat.
+   */
+  async quietStarts(userId: string | null, chatIds: string[], cut: number): Promise<Map<string, number>> {
+    if (chatIds.length === 0) return new Map();
+    const { rows } = await this.knex.raw<{ rows: { chat_id: string; start: string }[] }>(
+      `SELECT p.chat_id, greatest(
+         coalesce(
+           (SELECT e.seq FROM events e WHERE e.chat_id = p.chat_id AND e.created_at <= to_timestamp(?)
+            ORDER BY e.seq DESC LIMIT 1),
+           (SELECT e.seq - 1 FROM events e WHERE e.chat_id = p.chat_id ORDER BY e.seq LIMIT 1),
+           c.event_seq),
+         coalesce(
+           (SELECT e.seq - 1 FROM events e
+            WHERE e.chat_id = p.chat_id AND e.user_id = ? AND e.kind = 'member' AND e.payload->>'action' = 'joined'
+            ORDER BY e.seq DESC LIMIT 1),
+           0)) AS start
+       FROM unnest(?::uuid[]) AS p(chat_id) JOIN chats c ON c.id = p.chat_id`,
+      [cut, userId, chatIds],
+    );
+    return new Map(rows.map((row) => [row.chat_id, Number(row.start)]));
   }
 
   /** Up to `limit` stored events after the given positions, in each chat's order. */

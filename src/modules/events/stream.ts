@@ -54,6 +54,8 @@ export interface StreamHost {
   unfollow(stream: Stream, chatId: string): void;
   close(stream: Stream): void;
   failed(stream: Stream, error: unknown): void;
+  /** False while events may be missed unknown to the streams (the bus away): ids then list every chat. */
+  inSync(): boolean;
 }
 
 export const isJoin = (event: ChatEvent, userId: string | null): event is StoredEvent =>
@@ -86,7 +88,7 @@ export class Stream {
 
   /** The position after the last event delivered: the id a client resumes from. */
   position(): string {
-    return this.positions.encode(Date.now() / 1000);
+    return this.positions.encode(Date.now() / 1000, !this.host.inSync());
   }
 
   /** Runs `task` after the work already queued (skipped once the stream is closed). */
@@ -112,6 +114,8 @@ export class Stream {
    */
   offer(event: ChatEvent, after?: number): void {
     if (this.closed) return;
+    // The chat has a new event: it stays in this stream's ids until it is quiet again.
+    if (!isEphemeral(event)) this.positions.touch(event.chatId);
     // Joining follows the chat at once, so that its next events are offered too.
     if (isJoin(event, this.userId) && !this.positions.has(event.chatId)) this.join(event);
     const failed = (error: unknown) => this.host.failed(this, error);
