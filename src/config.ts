@@ -78,6 +78,8 @@ export interface Config {
     retryMs: number;
     presenceTtlSeconds: number;
     presenceDebounceMs: number;
+    /** Presence events go to chats of at most this many members (each change reaches every member). */
+    presenceMaxMembers: number;
   };
   search: {
     resultTtlSeconds: number;
@@ -292,6 +294,7 @@ export function loadConfig(env: Env = process.env): Config {
       retryMs: integer(env, 'EVENTS_RETRY_MS', 2000, 0, 600_000),
       presenceTtlSeconds: integer(env, 'PRESENCE_TTL', 60, 3, 3600),
       presenceDebounceMs: integer(env, 'PRESENCE_DEBOUNCE_MS', 3000, 0, 600_000),
+      presenceMaxMembers: integer(env, 'PRESENCE_MAX_MEMBERS', 100, 0, 100_000),
     },
     search: {
       resultTtlSeconds: integer(env, 'SEARCH_RESULT_TTL', 300, 1, 604_800),

@@ -511,6 +511,45 @@ describe('real-time events: limits and shutdown', () => {
     }
   });
 
+  it('when a chat has more members than PRESENCE_MAX_MEMBERS, then presence changes are not sent there, but the members list still shows who is online', async () => {
+    const { app, url } = await listeningApp({ PRESENCE_DEBOUNCE_MS: '0', PRESENCE_MAX_MEMBERS: '2' });
+    try {
+      const [alice, bob, carol] = [
+        await registerAndLogin(app.api),
+        await registerAndLogin(app.api),
+        await registerAndLogin(app.api),
+      ];
+      const small = await chatWith(app, alice, bob);
+      const big = await chatWith(app, alice, bob, carol);
+      const watcher = await openSse(`${url}/v1/events`, alice.auth);
+      const bobStream = await openSse(`${url}/v1/events`, bob.auth);
+      try {
+        const bobs = () =>
+          watcher.of('presence').filter((frame) => frame.data.user_id === small.members[1]!.memberId);
+        await watcher.until(() => bobs().length >= 1, 15_000, 'presence in the small chat');
+        // Published together with any presence of the big chat: a message sent after it comes after it.
+        await send(app.api, carol, big.chatId, big.members[2]!.memberId, 'after bob came online');
+        await watcher.until((frames) => messages(frames).length >= 1, 15_000, 'the message');
+        assert.deepEqual(
+          bobs().map((frame) => frame.data),
+          [{ chat_id: small.chatId, user_id: small.members[1]!.memberId, online: true }],
+        );
+        // Nobody's presence (Alice's own, Bob's) reaches the big chat.
+        assert.ok(watcher.of('presence').every((frame) => frame.data.chat_id === small.chatId));
+        const res = await app.api.get(`/v1/chats/${big.chatId}/users?limit=10`).set(alice.auth).expect(200);
+        const bobRow = (res.body.users as { user_id: string; online: boolean }[]).find(
+          (user) => user.user_id === big.members[1]!.memberId,
+        );
+        assert.equal(bobRow?.online, true);
+      } finally {
+        watcher.close();
+        bobStream.close();
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
   it('when the service closes, then SSE streams get a retry hint and WebSockets close with 1001, promptly', async () => {
     const { app, url } = await listeningApp({ SHUTDOWN_TIMEOUT_MS: '60000' });
     const bob = await registerAndLogin(app.api);

@@ -77,68 +77,82 @@ export function encodePosition(position: Pick<Position, 'at' | 'chats'>): string
  * also has the time it was last active (seconds): its last event's creation, or when this stream last
  * heard of one; quiet chats are left out of the id.
  */
+interface Entry {
+  seq: number;
+  /** Seconds since the epoch. */
+  activeAt: number;
+  /** Where its number is in the encoded id, when the id lists it. */
+  offset: number | undefined;
+}
+
+/** Seconds since the epoch. */
+const nowSeconds = () => Date.now() / 1000;
+
 export class Positions {
-  private readonly seqs = new Map<string, number>();
-  private readonly activeAt = new Map<string, number>();
-  private readonly offsets = new Map<string, number>();
+  private readonly chats = new Map<string, Entry>();
   private bytes: Buffer | undefined;
   private builtAt = 0;
   private builtComplete = false;
 
   get size(): number {
-    return this.seqs.size;
+    return this.chats.size;
   }
   get(chatId: string): number | undefined {
-    return this.seqs.get(chatId);
+    return this.chats.get(chatId)?.seq;
   }
   has(chatId: string): boolean {
-    return this.seqs.has(chatId);
+    return this.chats.has(chatId);
   }
-  keys(): IterableIterator<string> {
-    return this.seqs.keys();
+  *keys(): IterableIterator<string> {
+    yield* this.chats.keys();
   }
-  entries(): IterableIterator<[string, number]> {
-    return this.seqs.entries();
+  *entries(): IterableIterator<[string, number]> {
+    for (const [chatId, entry] of this.chats) yield [chatId, entry.seq];
   }
   /** A copy, as a plain map. */
   toMap(): Map<string, number> {
-    return new Map(this.seqs);
+    return new Map(this.entries());
   }
 
   /**
    * Moves the chat to `seq`. `activeAt` (seconds) is when the chat last had an event, when older
    * than now (read from the database); by default the chat is active now.
    */
-  set(chatId: string, seq: number, activeAt = Date.now() / 1000): void {
-    const before = this.seqs.get(chatId);
-    this.seqs.set(chatId, seq);
-    this.activeAt.set(chatId, Math.max(activeAt, this.activeAt.get(chatId) ?? 0));
-    const offset = this.offsets.get(chatId);
-    if (
-      this.bytes &&
-      offset !== undefined &&
-      before !== undefined &&
-      varintLength(before) === varintLength(seq)
-    ) {
-      writeVarint(seq, this.bytes, offset);
+  set(chatId: string, seq: number, activeAt?: number): void {
+    const entry = this.chats.get(chatId);
+    if (!entry) {
+      const at = activeAt ?? nowSeconds();
+      this.chats.set(chatId, { seq, activeAt: at, offset: undefined });
+      // A new chat, listed unless it is quiet: the id changes.
+      if (this.builtComplete || at > this.builtAt - QUIET_SECONDS) this.bytes = undefined;
       return;
     }
-    // Unlisted and still quiet: the id does not change.
-    if (this.bytes && offset === undefined && !this.builtComplete && !this.listed(chatId, this.builtAt))
+    const before = entry.seq;
+    entry.seq = seq;
+    entry.activeAt = activeAt === undefined ? nowSeconds() : Math.max(activeAt, entry.activeAt);
+    if (!this.bytes) return;
+    if (entry.offset !== undefined) {
+      if (varintLength(before) === varintLength(seq)) writeVarint(seq, this.bytes, entry.offset);
+      else this.bytes = undefined;
       return;
-    this.bytes = undefined;
+    }
+    // Unlisted: the id changes only if the chat is listed now.
+    if (this.builtComplete || entry.activeAt > this.builtAt - QUIET_SECONDS) this.bytes = undefined;
   }
 
-  /** This stream heard of a new event of the chat (it may be delivered later): the chat is active. */
+  /**
+   * This stream heard of an event of the chat it has not delivered yet (it is queued, or missing
+   * events before it are read first): the chat is active, listed in ids meanwhile.
+   */
   touch(chatId: string): void {
-    if (!this.seqs.has(chatId)) return;
-    this.activeAt.set(chatId, Date.now() / 1000);
-    if (this.bytes && !this.offsets.has(chatId)) this.bytes = undefined;
+    const entry = this.chats.get(chatId);
+    if (!entry) return;
+    entry.activeAt = nowSeconds();
+    if (this.bytes && entry.offset === undefined) this.bytes = undefined;
   }
 
   delete(chatId: string): void {
-    this.activeAt.delete(chatId);
-    if (this.seqs.delete(chatId)) this.bytes = undefined;
+    if (this.chats.delete(chatId)) this.bytes = undefined;
   }
 
   /**
@@ -154,22 +168,22 @@ export class Positions {
     return bytes.toString('base64url');
   }
 
-  private listed(chatId: string, at: number): boolean {
-    return (this.activeAt.get(chatId) ?? 0) > at - QUIET_SECONDS;
-  }
-
   private build(at: number, complete: boolean): Buffer {
-    const chats = [...this.seqs].filter(([chatId]) => complete || this.listed(chatId, at));
+    const listed: [string, Entry][] = [];
     let size = HEADER_BYTES;
-    for (const [, seq] of chats) size += 16 + varintLength(seq);
+    for (const [chatId, entry] of this.chats) {
+      entry.offset = undefined;
+      if (!complete && entry.activeAt <= at - QUIET_SECONDS) continue;
+      listed.push([chatId, entry]);
+      size += 16 + varintLength(entry.seq);
+    }
     const bytes = Buffer.alloc(size);
     bytes[0] = VERSION;
     let offset = HEADER_BYTES;
-    this.offsets.clear();
-    for (const [chatId, seq] of chats) {
+    for (const [chatId, entry] of listed) {
       offset += uuidBytes(chatId).copy(bytes, offset);
-      this.offsets.set(chatId, offset);
-      offset += writeVarint(seq, bytes, offset);
+      entry.offset = offset;
+      offset += writeVarint(entry.seq, bytes, offset);
     }
     this.bytes = bytes;
     this.builtAt = at;

@@ -66,7 +66,7 @@ export function eventsModule(
   const presence = createPresenceStore(config.redisUrl, settings.presenceTtlSeconds, logger);
 
   const tellPresence = async (userId: string, online: boolean) => {
-    for (const { chatId, memberId } of await repository.membersOf(userId)) {
+    for (const { chatId, memberId } of await repository.membersOf(userId, settings.presenceMaxMembers)) {
       hub.ephemeral('presence', chatId, { user_id: memberId, online });
     }
   };

@@ -111,12 +111,19 @@ export class EventsRepository {
     return row && { memberId: row.id, name: row.name };
   }
 
-  /** The user's member id in each of their chats (presence events name members). */
-  async membersOf(userId: string): Promise<{ chatId: string; memberId: string }[]> {
-    const rows = await this.knex<{ chat_id: string; id: string; user_id: string }>('members')
-      .where({ user_id: userId })
-      .whereNull('left_at')
-      .select('chat_id', 'id');
+  /**
+   * The user's member id in each of their chats of at most `maxMembers` members (presence events
+   * name members; in bigger chats a presence change would reach too many). Members are counted up to
+   * one past the limit only.
+   */
+  async membersOf(userId: string, maxMembers: number): Promise<{ chatId: string; memberId: string }[]> {
+    const { rows } = await this.knex.raw<{ rows: { chat_id: string; id: string }[] }>(
+      `SELECT m.chat_id, m.id FROM members m
+       WHERE m.user_id = ? AND m.left_at IS NULL
+         AND (SELECT count(*) FROM (SELECT 1 FROM members o WHERE o.chat_id = m.chat_id AND o.left_at IS NULL
+                                    LIMIT ?) counted) <= ?`,
+      [userId, maxMembers + 1, maxMembers],
+    );
     return rows.map((row) => ({ chatId: row.chat_id, memberId: row.id }));
   }
 

@@ -114,18 +114,21 @@ export class Stream {
    */
   offer(event: ChatEvent, after?: number): void {
     if (this.closed) return;
-    // The chat has a new event: it stays in this stream's ids until it is quiet again.
-    if (!isEphemeral(event)) this.positions.touch(event.chatId);
     // Joining follows the chat at once, so that its next events are offered too.
     if (isJoin(event, this.userId) && !this.positions.has(event.chatId)) this.join(event);
     const failed = (error: unknown) => this.host.failed(this, error);
     if (this.tail) {
+      // Delivered later: meanwhile the chat is listed in this stream's ids (it is not quiet).
+      if (!isEphemeral(event)) this.positions.touch(event.chatId);
       this.enqueue(() => this.handle(event, after)).catch(failed);
       return;
     }
     // Nothing in progress: handled now, without a queue (the common case, once per stream and event).
     const work = this.handle(event, after);
-    if (work) this.enqueue(() => work).catch(failed);
+    if (work) {
+      this.positions.touch(event.chatId);
+      this.enqueue(() => work).catch(failed);
+    }
   }
 
   private join(event: StoredEvent): void {
