@@ -46,8 +46,12 @@ export interface Config {
   db: { poolMax: number; connectTimeoutMs: number; queryTimeoutMs: number; statementTimeoutMs: number };
   redisUrl?: string;
   amqpUrl?: string;
-  /** Fresh for `ttlSeconds`; kept `staleSeconds` longer for use while the database is down. */
-  cache: { ttlSeconds: number; staleSeconds: number };
+  /**
+   * Fresh for `ttlSeconds`; kept `staleSeconds` longer for use while the database is down. With
+   * Redis, up to `localEntries` sessions and as many memberships are also kept in the process for
+   * `localTtlMs` (0 entries: not at all).
+   */
+  cache: { ttlSeconds: number; staleSeconds: number; localEntries: number; localTtlMs: number };
   rateLimit: {
     max: number;
     windowMs: number;
@@ -271,6 +275,8 @@ export function loadConfig(env: Env = process.env): Config {
     cache: {
       ttlSeconds: integer(env, 'CACHE_TTL', 60, 1, 86_400),
       staleSeconds: integer(env, 'CACHE_STALE_TTL', 600, 0, 604_800),
+      localEntries: integer(env, 'CACHE_LOCAL_ENTRIES', 10_000, 0, 10_000_000),
+      localTtlMs: integer(env, 'CACHE_LOCAL_TTL_MS', 3000, 100, 60_000),
     },
     rateLimit: {
       max: integer(env, 'RATE_LIMIT_MAX', 600, 1, 10_000_000),

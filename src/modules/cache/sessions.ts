@@ -1,6 +1,7 @@
 import type { CacheStore } from '../../infra/cache.js';
 import { hashTag } from '../../infra/redis.js';
 import type { Session, SessionCache } from '../auth/index.js';
+import type { LocalLayer } from './local.js';
 import { readThrough, type ReadPolicy } from './read-through.js';
 
 interface SessionEntry extends Session {
@@ -16,12 +17,18 @@ const revokedKey = (tokenHash: string) => `session:revoked:${hashTag(tokenHash)}
  * instance that read the session from the database just before the logout may still write it
  * back, and the marker (read together with the entry) wins over it: a revoked session is a fresh
  * "no session". Entries never outlive the session's expiry, and a marker lives until then.
+ *
+ * With `local` (Redis), a session found is also kept in this process for a few seconds; a logout
+ * forgets it there once the marker is written, and tells every other instance to.
  */
-export function sessionCache(store: CacheStore, policy: ReadPolicy): SessionCache {
+export function sessionCache(store: CacheStore, policy: ReadPolicy, local?: LocalLayer): SessionCache {
   const { timing } = policy;
   return {
     async read(tokenHash, load) {
-      const { value } = await readThrough<Session | undefined>(
+      const kept = local?.sessions.get(tokenHash) as Session | undefined;
+      if (kept) return kept;
+      const since = local?.epoch ?? 0;
+      const { value, cache } = await readThrough<Session | undefined>(
         {
           async lookup() {
             const [stored, revoked] = (await store.read([sessionKey(tokenHash), revokedKey(tokenHash)])) as [
@@ -47,6 +54,9 @@ export function sessionCache(store: CacheStore, policy: ReadPolicy): SessionCach
         },
         policy,
       );
+      // A stale session (the database down) is not made to look fresh here.
+      if (local && value && cache !== 'STALE')
+        local.sessions.set(tokenHash, value, since, value.expiresAt - Date.now());
       return value;
     },
 
@@ -56,6 +66,10 @@ export function sessionCache(store: CacheStore, policy: ReadPolicy): SessionCach
       // no entry written back later (or kept stale) can outlive it.
       const ttlMs = Math.max(expiresAt - Date.now(), 0) + timing.markerMs - timing.keepMs;
       await store.write(revokedKey(tokenHash), true, ttlMs);
+      // Only now: a read that began before the marker was written may not keep what it found. A
+      // publish that fails fails the logout (503, the client retries): another instance could
+      // otherwise go on accepting the token from its memory.
+      await local?.invalidate('session', tokenHash);
     },
   };
 }
