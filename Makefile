@@ -53,7 +53,7 @@ test-services: $(NPM_STAMP) ## Run the tests against real Postgres, Redis and Ra
 
 # The suites that exercise what scales out: caches, budgets, search results and events on a Redis
 # Cluster, history and search on a primary with a streaming replica, search jobs on a quorum queue.
-SCALE_SUITES := test/scale-*.test.ts test/events.test.ts test/cache.test.ts test/cache-chat-lists.test.ts test/throttling.test.ts test/search.test.ts \
+SCALE_SUITES := test/scale-*.test.ts test/events.test.ts test/cache.test.ts test/cache-l1.test.ts test/cache-chat-lists.test.ts test/throttling.test.ts test/search.test.ts \
 	test/search-jobs.test.ts test/search-outages.test.ts test/search-abuse.test.ts test/history.test.ts test/messages-send.test.ts
 test-scale: $(NPM_STAMP) ## Scale-out tests: throwaway Redis Cluster + Postgres primary/replica (scripts/scale-servers.sh), quorum queue on SERVICES_AMQP_URL
 	scripts/scale-servers.sh -- env AMQP_URL=$(SERVICES_AMQP_URL) SEARCH_QUEUE_TYPE=quorum bash -c \
