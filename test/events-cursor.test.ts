@@ -65,9 +65,9 @@ describe('stream positions (event ids)', () => {
         chats.set(joined, step);
         positions.set(joined, step);
       }
-      const id = positions.encode(at + step);
-      assert.equal(id, encodePosition({ at: at + step, chats }));
-      assert.deepEqual(decodePosition(id), { at: at + step, chats, complete: false });
+      const id = positions.encode(at + (step % 60));
+      assert.equal(id, encodePosition({ at: at + (step % 60), chats }));
+      assert.deepEqual(decodePosition(id), { at: at + (step % 60), chats, complete: false });
     }
   });
 });

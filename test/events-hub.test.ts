@@ -156,6 +156,7 @@ function hubOver(bus: FakeBus, log: FakeLog, gapWaitMs: number): EventHub {
     replayBatch: 1000,
     gapWaitMs,
     retryMs: 50,
+    writeBoundMs: 1000,
   });
 }
 

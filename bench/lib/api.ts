@@ -60,6 +60,9 @@ function serviceEnv(settings: Settings, port: number, apps: string): NodeJS.Proc
     SEND_RATE_LIMIT_MAX: BUDGET,
     LOGIN_FAIL_LIMIT_MAX: BUDGET,
     SEARCH_QUEUE,
+    // One user creates every search task of the run (80 within the results' lifetime): the per-user
+    // cap on tasks held is a quota, raised like the budgets.
+    SEARCH_MAX_STORED_TASKS: '100000',
     // Every bench connection comes from 127.0.0.1, and the events phase holds thousands of streams.
     HTTP_MAX_CONNECTIONS_PER_IP: '0',
     STREAMS_PER_USER: '10000',

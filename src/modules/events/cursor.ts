@@ -6,8 +6,8 @@ import { badCursor } from '../../errors.js';
  * per chat) as base64url: opaque to clients, the `id` of every durable event and `last_event_id`.
  *
  * A user may be in thousands of chats, and an id must fit in a header (Last-Event-ID) or a URL, so
- * an id lists only the chats active lately (version 2): a chat with no event for QUIET_SECONDS
- * before `at` is left out, and stands for "every event of it created before then, and none after".
+ * an id lists only the chats active lately (version 2): a chat with no event for a while (two
+ * minutes by default) before `at` is left out, and stands for "every event of it created before then, and none after".
  * A resume reads where such a chat stood from the database (events.created_at, see
  * EventsRepository.quietStarts). Version 1 ids (every chat listed) are still read.
  */
@@ -20,13 +20,20 @@ export interface Position {
 }
 
 /**
- * A chat with no event for this long before a position is written is left out of it. Its last event
- * was created at least this long before `at`, and every event after it is created (its transaction
- * started) after `at` minus the longest a write transaction lasts: a resume finds its position as
- * the last event created before `at - QUIET_CUT_SECONDS`, in between.
+ * A chat with no event for `quietSeconds` before a position is written is left out of it. Its last
+ * event was created at least that long before `at`, and every event after it is created (its
+ * transaction started) after `at` minus the longest a write transaction lasts: a resume finds where
+ * it stood as the last event created before `at - cut`, in between (quiet = 2 × cut, and cut is
+ * longer than any write transaction: see quietTimes).
  */
-export const QUIET_SECONDS = 600;
-export const QUIET_CUT_SECONDS = 300;
+export const QUIET_SECONDS = 120;
+
+/** The quiet time and the resume cut for writes bounded by `writeBoundMs` (database timeouts). */
+export function quietTimes(writeBoundMs: number): { quietSeconds: number; cutSeconds: number } {
+  const cutSeconds = Math.max(QUIET_SECONDS / 2, Math.ceil((2 * writeBoundMs) / 1000));
+  return { quietSeconds: 2 * cutSeconds, cutSeconds };
+}
+
 /** A position left unchanged this long is rebuilt (dropping chats that went quiet meanwhile). */
 const REBUILD_SECONDS = 60;
 
@@ -90,6 +97,9 @@ const nowSeconds = () => Date.now() / 1000;
 
 export class Positions {
   private readonly chats = new Map<string, Entry>();
+
+  constructor(private readonly quietSeconds = QUIET_SECONDS) {}
+
   private bytes: Buffer | undefined;
   private builtAt = 0;
   private builtComplete = false;
@@ -124,7 +134,7 @@ export class Positions {
       const at = activeAt ?? nowSeconds();
       this.chats.set(chatId, { seq, activeAt: at, offset: undefined });
       // A new chat, listed unless it is quiet: the id changes.
-      if (this.builtComplete || at > this.builtAt - QUIET_SECONDS) this.bytes = undefined;
+      if (this.builtComplete || at > this.builtAt - this.quietSeconds) this.bytes = undefined;
       return;
     }
     const before = entry.seq;
@@ -137,7 +147,7 @@ export class Positions {
       return;
     }
     // Unlisted: the id changes only if the chat is listed now.
-    if (this.builtComplete || entry.activeAt > this.builtAt - QUIET_SECONDS) this.bytes = undefined;
+    if (this.builtComplete || entry.activeAt > this.builtAt - this.quietSeconds) this.bytes = undefined;
   }
 
   /**
@@ -173,7 +183,7 @@ export class Positions {
     let size = HEADER_BYTES;
     for (const [chatId, entry] of this.chats) {
       entry.offset = undefined;
-      if (!complete && entry.activeAt <= at - QUIET_SECONDS) continue;
+      if (!complete && entry.activeAt <= at - this.quietSeconds) continue;
       listed.push([chatId, entry]);
       size += 16 + varintLength(entry.seq);
     }

@@ -2,7 +2,7 @@ import { tooManyRequests } from '../../errors.js';
 import type { Bus, ResyncScope } from '../../infra/bus.js';
 import type { Logger } from '../../infra/logger.js';
 import type { Metrics } from '../../infra/metrics.js';
-import { decodePosition, QUIET_CUT_SECONDS, type Position } from './cursor.js';
+import { decodePosition, quietTimes, type Position } from './cursor.js';
 import { ChatFeed, type FeedHost } from './feed.js';
 import {
   isEphemeral,
@@ -25,6 +25,8 @@ export interface HubOptions {
   gapWaitMs: number;
   /** How long a failed database read for a chat waits before it is tried again. */
   retryMs: number;
+  /** The longest a write that numbers an event may take (database timeouts): see cursor.ts. */
+  writeBoundMs: number;
 }
 
 /** The bus topics: one per chat, and one per user for the events that make them follow a chat. */
@@ -54,6 +56,8 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
   readonly replayBatch: number;
   readonly gapWaitMs: number;
   readonly retryMs: number;
+  readonly quietSeconds: number;
+  private readonly cutSeconds: number;
 
   constructor(
     private readonly bus: Bus<ChatEvent>,
@@ -65,6 +69,7 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
     this.replayBatch = options.replayBatch;
     this.gapWaitMs = options.gapWaitMs;
     this.retryMs = options.retryMs;
+    ({ quietSeconds: this.quietSeconds, cutSeconds: this.cutSeconds } = quietTimes(options.writeBoundMs));
     bus.subscribe((event) => this.receive(event));
     bus.onResync((scope) => this.resync(scope));
   }
@@ -234,7 +239,7 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
         resumed && !resumed.complete ? [...current.keys()].filter((id) => !resumed.chats.has(id)) : [];
       const starts =
         resumed && quiet.length > 0
-          ? await this.repository.quietStarts(userId, quiet, resumed.at - QUIET_CUT_SECONDS)
+          ? await this.repository.quietStarts(userId, quiet, resumed.at - this.cutSeconds)
           : undefined;
       for (const [chatId, { seq, activeAt }] of current) {
         let at = seq;

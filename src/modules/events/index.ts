@@ -60,6 +60,7 @@ export function eventsModule(
     replayBatch: 1000,
     gapWaitMs: GAP_WAIT_MS,
     retryMs: 1000,
+    writeBoundMs: Math.max(config.db.queryTimeoutMs, config.db.statementTimeoutMs),
   });
   const writes = new WriteBatcher(WRITE_WINDOW_MS);
   const tickets = createTicketStore(config.redisUrl, settings.ticketTtlSeconds, logger);

@@ -49,6 +49,8 @@ export interface StreamHost {
   readonly metrics: Metrics;
   /** Events read from the database per query while catching up. */
   readonly replayBatch: number;
+  /** A chat with no event for this long is left out of ids (cursor.ts). */
+  readonly quietSeconds: number;
   /** The stream follows the chat from now on; `dispatched` is the chat's last event known here. */
   follow(stream: Stream, chatId: string, dispatched: number): void;
   unfollow(stream: Stream, chatId: string): void;
@@ -71,7 +73,7 @@ const isLeave = (event: ChatEvent, userId: string | null) =>
  * hub (it just opened or resumed): it reads what it misses from the database itself.
  */
 export class Stream {
-  readonly positions = new Positions();
+  readonly positions: Positions;
   /** The work in progress, when there is some: offers wait behind it. */
   private tail: Promise<void> | undefined;
   closed = false;
@@ -80,7 +82,9 @@ export class Stream {
     readonly userId: string | null,
     readonly sink: Sink,
     private readonly host: StreamHost,
-  ) {}
+  ) {
+    this.positions = new Positions(host.quietSeconds);
+  }
 
   get anonymous(): boolean {
     return this.userId === null;
