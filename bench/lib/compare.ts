@@ -13,7 +13,11 @@ interface SavedRun {
  * Rows renamed since the baseline run: the current name → the baseline's. A row of neither list is
  * new (no before figure).
  */
-const RENAMED: Record<string, string> = {};
+const RENAMED: Record<string, string> = {
+  'bare Koa, the same history page (13.9 KB)': 'bare Koa, the same 50-message page (13.9 KB)',
+  'history page, depth 100, cached (hot)': 'history page, cached (one chat, hot)',
+  'straight INSERT via pg, prepared (ceiling)': 'straight INSERT via pg (ceiling)',
+};
 
 export const BASELINE_FILE = 'before.json';
 
