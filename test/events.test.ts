@@ -87,6 +87,29 @@ describe('real-time events', () => {
       }
     });
 
+    it('when the stream has answered, then a chat joined at once starts with the join, over SSE and WebSocket alike', async () => {
+      const [alice, bob] = [await registerAndLogin(app.api), await registerAndLogin(app.api)];
+      const { chatId, members } = await chatWith(app, alice);
+      // Open means subscribed: the starting point is read before the headers or the handshake.
+      const sse = await openSse(`${url}/v1/events`, bob.auth);
+      const ws = await openWs(`${url.replace('http', 'ws')}/v1/ws`, bob.auth);
+      try {
+        const bobMember = await join(app.api, bob, chatId);
+        await send(app.api, alice, chatId, members[0]!.memberId, 'right after');
+        for (const stream of [sse, ws]) {
+          await stream.until((frames) => messages(frames).length >= 1);
+          assert.deepEqual(
+            stored(stream.frames).map((frame) => frame.type),
+            ['member', 'message'],
+          );
+          assert.equal(stream.of('member')[0]!.data.user_id, bobMember);
+        }
+      } finally {
+        sse.close();
+        ws.close();
+      }
+    });
+
     it('when the stream resumes with Last-Event-ID after 100 messages in 3 chats were missed, then it gets exactly those, once each, in order', async () => {
       const [alice, bob] = [await registerAndLogin(app.api), await registerAndLogin(app.api)];
       const chats = [

@@ -14,7 +14,7 @@ import {
 import type { EventsRepository } from './repository.js';
 import { isJoin, Stream, type Sink, type StreamHost } from './stream.js';
 
-export { dataJson, type Frame, type Sink, type Stream, type Transport } from './stream.js';
+export { dataJson, DeferredSink, type Frame, type Sink, type Stream, type Transport } from './stream.js';
 
 export interface HubOptions {
   streamsPerUser: number;
@@ -208,7 +208,18 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
     userId: string | null,
     since: string | undefined,
     sink: Sink,
-    { lenient = false }: { lenient?: boolean } = {},
+    {
+      lenient = false,
+      awaitCatchUp = true,
+    }: {
+      lenient?: boolean;
+      /**
+       * False: open() returns once the stream's starting point is read, and the catch-up (a resume)
+       * follows in the stream's queue, at the client's pace: the caller answers the handshake in
+       * between (the sink is a DeferredSink until then).
+       */
+      awaitCatchUp?: boolean;
+    } = {},
   ): Promise<Stream> {
     let from: Position | undefined;
     let unreadable = false;
@@ -261,7 +272,10 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
       }
       if (!stream.anonymous) this.everything.delete(stream);
       if (tooOld) stream.send({ type: 'reset', id: stream.position(), data: { reason: 'gap-too-old' } });
-      else if (from) await stream.catchUp();
+      else if (from && awaitCatchUp) await stream.catchUp();
+      else if (from) {
+        stream.enqueue(() => stream.catchUp()).catch((error: unknown) => this.failed(stream, error));
+      }
     });
     // A client gone while its stream opened leaves a closed stream: callers check `closed`.
     return stream;

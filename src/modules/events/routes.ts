@@ -5,7 +5,7 @@ import type { RequestRules } from '../../http/validate.js';
 import { chatNotFound } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { WriteBatcher } from './batcher.js';
-import type { EventHub, Frame, Sink } from './hub.js';
+import { DeferredSink, type EventHub, type Frame, type Sink } from './hub.js';
 import { sseSink } from './sse.js';
 import type { TicketStore } from './tickets.js';
 
@@ -65,6 +65,10 @@ export function eventsRoutes(
     if (wantsEventStream(ctx)) {
       const since = ctx.get('Last-Event-ID') || query.since;
       hub.checkLimit(userId);
+      // The stream's starting point is read before the client hears it is open: whatever commits
+      // after the headers reach it is delivered. An error meanwhile answers as JSON.
+      const deferred = new DeferredSink('sse');
+      const stream = await hub.open(userId, since, deferred, { lenient: true, awaitCatchUp: false });
       const res = ctx.res;
       ctx.req.socket.setTimeout(0);
       ctx.req.socket.setNoDelay(true);
@@ -77,12 +81,7 @@ export function eventsRoutes(
         'X-Accel-Buffering': 'no',
       });
       res.write(`retry: ${settings.retryMs}\n\n`);
-      const stream = await hub
-        .open(userId, since, sseSink(res, settings, options.writes), { lenient: true })
-        .catch((error: unknown) => {
-          res.destroy();
-          throw error;
-        });
+      deferred.attach(sseSink(res, settings, options.writes));
       res.once('close', () => hub.close(stream));
       if (res.destroyed) hub.close(stream);
       return;

@@ -203,3 +203,71 @@ export class Stream {
     return false;
   }
 }
+
+/** Frames a DeferredSink holds before it pauses a catch-up (which then waits for the transport). */
+const DEFERRED_FRAMES = 1000;
+
+/**
+ * A sink whose transport comes later: a stream is opened (its starting point read) before the
+ * client is told it is open (SSE headers, the WebSocket handshake), so that every event committed
+ * after the client sees it open is delivered. Frames written meanwhile wait here and go out first.
+ */
+export class DeferredSink implements Sink {
+  private target: Sink | undefined;
+  private queued: Frame[] = [];
+  private ended = false;
+  private stopping = false;
+  private readonly attached: Promise<void>;
+  private ready: () => void = () => undefined;
+
+  constructor(readonly transport: Transport) {
+    this.attached = new Promise((resolve) => (this.ready = resolve));
+  }
+
+  /** The transport is open: what waited is written, and everything goes to it from now on. */
+  attach(sink: Sink): void {
+    this.target = sink;
+    for (const frame of this.queued.splice(0)) sink.write(frame);
+    this.ready();
+    if (this.stopping) sink.shutdown();
+    else if (this.ended) sink.end();
+  }
+
+  write(frame: Frame): boolean {
+    if (this.target) return this.target.write(frame);
+    if (this.ended) return true;
+    this.queued.push(frame);
+    return this.queued.length < DEFERRED_FRAMES;
+  }
+
+  heartbeat(): void {
+    this.target?.heartbeat();
+  }
+
+  shutdown(): void {
+    if (this.target) this.target.shutdown();
+    else {
+      this.stopping = true;
+      // A catch-up waiting for the transport stops waiting (its stream is closed).
+      this.ready();
+    }
+  }
+
+  end(): void {
+    if (this.target) this.target.end();
+    else {
+      this.ended = true;
+      this.queued = [];
+      this.ready();
+    }
+  }
+
+  full(): boolean {
+    return this.target?.full?.() ?? false;
+  }
+
+  async drained(): Promise<void> {
+    await this.attached;
+    await this.target?.drained();
+  }
+}

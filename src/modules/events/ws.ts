@@ -4,7 +4,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { AppError } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { Logger } from '../../infra/logger.js';
-import { dataJson, type EventHub, type Frame, type Sink, type Stream } from './hub.js';
+import { dataJson, DeferredSink, type EventHub, type Frame, type Sink, type Stream } from './hub.js';
 import type { TicketStore } from './tickets.js';
 
 /** What a client may send (asyncapi.yml, client frames), small. */
@@ -152,18 +152,30 @@ export function webSocketUpgrade(options: WebSocketOptions): {
         refuse(socket, error.status, error.code, error.headers);
         return;
       }
+      // The stream's starting point is read before the handshake completes: whatever commits after
+      // the client sees the socket open is delivered. An error meanwhile is an HTTP answer.
+      const deferred = new DeferredSink('ws');
+      let stream: Stream;
+      try {
+        stream = await hub.open(userId, url.searchParams.get('since') ?? undefined, deferred, {
+          awaitCatchUp: false,
+        });
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error;
+        refuse(socket, error.status, error.code, error.headers);
+        return;
+      }
+      // Gone before the handshake (or refused by it): the stream goes too.
+      socket.once('close', () => hub.close(stream));
+      if (socket.destroyed) {
+        hub.close(stream);
+        return;
+      }
       wss.handleUpgrade(req, socket, head, (ws) => {
-        const sink = wsSink(ws, options.maxBufferedBytes);
-        hub.open(userId, url.searchParams.get('since') ?? undefined, sink).then(
-          (stream) => {
-            ws.once('close', () => hub.close(stream));
-            if (ws.readyState === ws.OPEN) listen(ws, stream);
-            else hub.close(stream);
-          },
-          (error: unknown) => {
-            ws.close(1008, error instanceof AppError ? error.code : 'internal-error');
-          },
-        );
+        deferred.attach(wsSink(ws, options.maxBufferedBytes));
+        ws.once('close', () => hub.close(stream));
+        if (ws.readyState === ws.OPEN) listen(ws, stream);
+        else hub.close(stream);
       });
     })().catch((error: unknown) => {
       options.logger.warn({ err: error }, 'websocket upgrade failed');
