@@ -197,8 +197,7 @@ describe('cache: chat lists', () => {
 
     describeSingleRedis('with two instances, one of them cut off from Redis', function () {
       this.timeout(60_000);
-      const target = new URL(redisUrl);
-      const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+      const proxy = TcpProxy.to(redisUrl);
       let cut: TestApp;
       let linked: TestApp;
 

@@ -149,8 +149,7 @@ describe('cache hardening', () => {
 
     describe('with two instances, one of them cut off from Redis', function () {
       this.timeout(60_000);
-      const target = new URL(redisUrl);
-      const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+      const proxy = TcpProxy.to(redisUrl);
       let cut: TestApp;
       let linked: TestApp;
 
@@ -221,9 +220,7 @@ describe('cache hardening', () => {
 
     describe('with two instances cut off from Redis, the one without the message reconnecting first', function () {
       this.timeout(60_000);
-      const target = new URL(redisUrl);
-      const proxyToRedis = () => new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-      const proxies = [proxyToRedis(), proxyToRedis()] as const;
+      const proxies = [TcpProxy.to(redisUrl), TcpProxy.to(redisUrl)] as const;
       let sender: TestApp;
       let reader: TestApp;
 

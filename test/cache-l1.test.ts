@@ -213,8 +213,7 @@ describe('in-process cache of sessions and memberships (L1)', () => {
   // One instance reaches Redis through a proxy the test cuts: its subscription ends with the rest.
   describeSingleRedis('with one of two instances cut off from Redis', function () {
     this.timeout(60_000);
-    const target = new URL(redisUrl);
-    const proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+    const proxy = TcpProxy.to(redisUrl);
     let cut: TestApp;
     let linked: TestApp;
 

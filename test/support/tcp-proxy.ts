@@ -7,6 +7,13 @@ import net from 'node:net';
  * stay open (and new ones are accepted) but no byte goes through any more, so nothing fails fast;
  * `thaw()` delivers, late, what was written meanwhile.
  */
+const DEFAULT_PORTS: Record<string, string> = {
+  'redis:': '6379',
+  'amqp:': '5672',
+  'postgres:': '5432',
+  'postgresql:': '5432',
+};
+
 export class TcpProxy {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
@@ -20,6 +27,14 @@ export class TcpProxy {
     readonly target: { host: string; port: number },
     readonly host = '127.0.0.1',
   ) {}
+
+  /** A proxy in front of the server `url` names (its scheme's default port when it names none). */
+  static to(url: string): TcpProxy {
+    const target = new URL(url);
+    const port = target.port || DEFAULT_PORTS[target.protocol];
+    if (!port) throw new Error(`no default port for ${target.protocol}`);
+    return new TcpProxy({ host: target.hostname, port: Number(port) });
+  }
 
   /** The port the proxy listens on (0 before `start`). */
   get port(): number {
