@@ -5,7 +5,7 @@ import Router from '@koa/router';
 import Koa, { type Middleware } from 'koa';
 import { ALL_MODULES, type Config, type ModuleName } from './config.js';
 import { authFailed, serviceUnavailable } from './errors.js';
-import { errorHandler, requestLog } from './http/middleware.js';
+import { errorHandler, inFlightRequests, requestLog } from './http/middleware.js';
 import { createRequestRules } from './http/validate.js';
 import { createHttpServer, listen } from './http/server.js';
 import { createDatabase, type Database } from './infra/db.js';
@@ -138,6 +138,8 @@ export async function createService(config: Config, logger: Logger): Promise<Ser
   // Behind proxies the client address is the entry TRUST_PROXY_HOPS from the right of X-Forwarded-For:
   // entries further left were written by the client and prove nothing.
   const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.trustProxyHops });
+  const inFlight = inFlightRequests();
+  app.use(inFlight.middleware);
   app.use(requestLog(logger));
   app.use(errorHandler(logger, (error) => db.isUnavailable(error)));
   // Until the schema is in place the API answers 503, not errors about missing tables.
@@ -177,6 +179,11 @@ export async function createService(config: Config, logger: Logger): Promise<Ser
         await closed;
         clearInterval(sweep);
         clearTimeout(deadline);
+      }
+      // Requests still being handled (long polls told to answer, in-flight writes) finish on open
+      // connections to the backends; after the timeout they are cut off.
+      if (!(await inFlight.drained(config.shutdownTimeoutMs))) {
+        logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'requests still running at shutdown');
       }
       // Connections to backends are closed one by one; one that fails to close is logged, not fatal.
       for (const module of [...modules].reverse()) {

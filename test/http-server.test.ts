@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { createService } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { Broker } from './support/search-helpers.js';
 import { startApp, apiFor, type TestApp } from './support/app.js';
 import { send, memberOfNewChat } from './support/fixtures.js';
 import { profile, testDefaults } from './support/profile.js';
@@ -197,6 +198,51 @@ describe('the HTTP server', () => {
     } finally {
       await spawned.stop();
       await killLeftovers();
+    }
+  });
+
+  it('when the service is closed while a request is being handled, then the request finishes on open connections first', async () => {
+    const app = await startApp();
+    let closed = false;
+    try {
+      const { user, chatId } = await memberOfNewChat(app.api);
+      // A gate ahead of the routes holds one request until the shutdown has begun.
+      let entered!: () => void;
+      const inside = new Promise<void>((resolve) => (entered = resolve));
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      app.service.app.middleware.splice(1, 0, async (ctx, next) => {
+        if (ctx.get('X-Test-Gate')) {
+          entered();
+          await gate;
+        }
+        await next();
+      });
+      // The handler is composed when asked for: this one includes the gate.
+      const gated = apiFor(app.service.app.callback());
+      const held = gated.get('/v1/chats?limit=10').set(user.auth).set('X-Test-Gate', '1');
+      const answer = held.then((res) => res);
+      await inside;
+      let closeDone = false;
+      const closing = app.service.close().then(() => (closeDone = true));
+      closed = true;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(closeDone, false, 'close() finished while a request was still being handled');
+      release();
+      const res = await answer;
+      // The route read the session, the database (and the cache): all still open.
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.ok(
+        (res.body as { chats: { chat_id: string }[] }).chats.some((chat) => chat.chat_id === chatId),
+        JSON.stringify(res.body),
+      );
+      await closing;
+    } finally {
+      if (!closed) await app.close();
+      else {
+        await app.consumer?.stop();
+        if (app.config.amqpUrl) await Broker.deleteQueues(app.config.amqpUrl, [app.config.search.queue]);
+      }
     }
   });
 

@@ -95,3 +95,35 @@ export function errorHandler(logger: Logger, isUnavailable: (error: unknown) => 
       : { message: appError.code };
   };
 }
+
+/**
+ * Counts the requests being handled, so a shutdown waits for them before it closes the connections
+ * they use (the HTTP server's own close does the same, but the app can be served without it).
+ */
+export function inFlightRequests(): { middleware: Middleware; drained(ms: number): Promise<boolean> } {
+  let count = 0;
+  const idle = new Set<() => void>();
+  return {
+    middleware: async (_ctx, next) => {
+      count++;
+      try {
+        await next();
+      } finally {
+        if (--count === 0) for (const resolve of [...idle]) resolve();
+      }
+    },
+    drained(ms) {
+      if (count === 0) return Promise.resolve(true);
+      return new Promise<boolean>((resolve) => {
+        const done = (ok: boolean) => {
+          clearTimeout(timer);
+          idle.delete(onIdle);
+          resolve(ok);
+        };
+        const onIdle = () => done(true);
+        const timer = setTimeout(() => done(false), ms);
+        idle.add(onIdle);
+      });
+    },
+  };
+}
