@@ -84,6 +84,8 @@ export interface Config {
     presenceDebounceMs: number;
     /** Presence events go to chats of at most this many members (each change reaches every member). */
     presenceMaxMembers: number;
+    /** Under a steady flow, SSE frames are written to each stream at most this often (ms), gathered. */
+    writeWindowMs: number;
   };
   search: {
     resultTtlSeconds: number;
@@ -301,6 +303,7 @@ export function loadConfig(env: Env = process.env): Config {
       presenceTtlSeconds: integer(env, 'PRESENCE_TTL', 60, 3, 3600),
       presenceDebounceMs: integer(env, 'PRESENCE_DEBOUNCE_MS', 3000, 0, 600_000),
       presenceMaxMembers: integer(env, 'PRESENCE_MAX_MEMBERS', 100, 0, 100_000),
+      writeWindowMs: integer(env, 'EVENTS_WRITE_WINDOW_MS', 20, 0, 1000),
     },
     search: {
       resultTtlSeconds: integer(env, 'SEARCH_RESULT_TTL', 300, 1, 604_800),

@@ -486,6 +486,9 @@ describe('real-time events: limits and shutdown', () => {
       await fastStream.until((frames) => messages(frames).length >= count + 1, 60_000);
       const metrics = await app.api.get('/metrics').expect(200);
       assert.match(metrics.text, /messenger_event_stream_slow_disconnects_total 1\b/);
+      // Counted per stream and event: the fast reader's alone are count + 1.
+      const sent = Number(/^messenger_events_sent_total\{type="message"\} (\d+)$/m.exec(metrics.text)?.[1]);
+      assert.ok(sent >= count + 1, `messenger_events_sent_total{type="message"} is ${sent}`);
       slowStream.close();
 
       const resumed = await openSse(`${url}/v1/events`, { ...slow.auth, 'Last-Event-ID': resumeFrom });

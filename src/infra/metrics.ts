@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type CounterConfiguration } from 'prom-client';
 
 /** Whether a backend answers now (a DependencyMonitor is one). */
 export interface Reachability {
@@ -21,7 +21,8 @@ export interface Metrics {
   /** Real-time streams open on this process, by transport (sse, longpoll, ws). */
   openStreams: Gauge<'transport'>;
   /** Events written to streams, by event type. */
-  eventsSent: Counter<'type'>;
+  /** Counted in a plain map on the fan-out path (once per stream and event), added up when scraped. */
+  eventsSent: { inc(labels: { type: string }): void };
   /** Durable events read back from the database for a stream (resume, open, join). */
   eventsReplayed: Counter;
   /** Durable events read from the database for all of a chat's streams (the bus dropped or delayed them). */
@@ -72,7 +73,7 @@ export function createMetrics(): Metrics {
       labelNames: ['transport'] as const,
       registers: [registry],
     }),
-    eventsSent: new Counter({
+    eventsSent: bufferedCounter({
       name: 'messenger_events_sent_total',
       help: 'Events written to real-time streams by event type',
       labelNames: ['type'] as const,
@@ -95,6 +96,28 @@ export function createMetrics(): Metrics {
     }),
     watchDependencies(list) {
       dependencies = list;
+    },
+  };
+}
+
+/**
+ * A counter by one label for a hot path: increments go to a plain map (prom-client's own `inc`
+ * hashes the labels each time) and are added to the counter when it is collected (scraped).
+ */
+function bufferedCounter(configuration: CounterConfiguration<'type'>): {
+  inc(labels: { type: string }): void;
+} {
+  const pending = new Map<string, number>();
+  new Counter({
+    ...configuration,
+    collect() {
+      for (const [type, count] of pending) this.inc({ type }, count);
+      pending.clear();
+    },
+  });
+  return {
+    inc({ type }) {
+      pending.set(type, (pending.get(type) ?? 0) + 1);
     },
   };
 }

@@ -29,8 +29,6 @@ const PRUNE_EVERY_MS = 10 * 60_000;
  * on its way through Redis) before they are read from the database, once for all the chat's streams.
  */
 const GAP_WAIT_MS = 100;
-/** SSE frames are written to each stream at most this often (several at a time under load). */
-const WRITE_WINDOW_MS = 20;
 
 /**
  * Real-time events: SSE and long poll on `GET /v1/events`, WebSocket on `GET /v1/ws`, tickets,
@@ -62,7 +60,7 @@ export function eventsModule(
     retryMs: 1000,
     writeBoundMs: Math.max(config.db.queryTimeoutMs, config.db.statementTimeoutMs),
   });
-  const writes = new WriteBatcher(WRITE_WINDOW_MS);
+  const writes = new WriteBatcher(config.events.writeWindowMs);
   const tickets = createTicketStore(config.redisUrl, settings.ticketTtlSeconds, logger);
   const presence = createPresenceStore(config.redisUrl, settings.presenceTtlSeconds, logger);
 
