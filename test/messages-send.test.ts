@@ -100,6 +100,31 @@ describe('sending messages', () => {
       await send(app.api, bob, alice.chatId, bobMemberId, 'as myself');
     });
 
+    it('when sends are refused (a made-up or another member id), then they take no event number: the next event of the chat follows the last one', async () => {
+      const eventSeq = async () => {
+        const row = await app.service.db
+          .knex('chats')
+          .where({ id: alice.chatId })
+          .first<{ event_seq: string } | undefined>('event_seq');
+        return Number(row?.event_seq);
+      };
+      const bob = await registerAndLogin(app.api);
+      await join(app.api, bob, alice.chatId, 'Bob');
+      const before = await eventSeq();
+      for (const memberId of [randomUUID(), alice.memberId]) {
+        await app.api
+          .post(`/v1/chats/${alice.chatId}/messages?user_id=${memberId}`)
+          .set(bob.auth)
+          .send({ message: 'refused' })
+          .expect(404, { message: 'user-not-found' });
+      }
+      // A gap in a chat's event numbers holds its next event on every instance until the database is
+      // read: a refused send must not leave one.
+      assert.equal(await eventSeq(), before, 'a refused send took an event number');
+      await send(app.api, alice.user, alice.chatId, alice.memberId, 'accepted');
+      assert.equal(await eventSeq(), before + 1);
+    });
+
     it('when a member posts with their own member id of another chat, then it answers 404 user-not-found', async () => {
       // Arrange
       const otherChatId = await createChat(app.api, alice.user);

@@ -24,21 +24,27 @@ export interface HistoryRow {
 // The chat row lock makes a chat's inserts take their seq in commit order: a reader's cursor can
 // never pass a message that commits later with a smaller seq. The lock is taken by numbering the
 // chat's next event (its `message` event, stored in the same statement, so it exists exactly when the
-// message does). The member row is locked next (for the update of its sent count the messages
-// trigger makes) so that the deadline, checked once both locks are held, is the last wait: an insert
-// that reaches the server, or gets its locks, after the client gave up stores nothing. Members who
-// left cannot post. With `recordKey`, the Idempotency-Key is stored by the same statement: a key
-// already taken makes it fail whole, so a message is stored once per key.
-const insertMessageSql = (
-  recordKey: boolean,
-) => `WITH chat AS (UPDATE chats SET event_seq = event_seq + 1 WHERE id = :chatId RETURNING id, event_seq),
+// message does). A number is only taken for a current member of the chat owned by the caller, and
+// before the deadline (checked again by Postgres once a wait for the chat row is over): a refused or
+// late send leaves no gap in the chat's event numbers, which would hold the chat's next event on
+// every instance until it reads the database. The member row is locked next (for the update of its
+// sent count the messages trigger makes) so that the deadline, checked once both locks are held, is
+// the last wait: an insert that reaches the server, or gets its locks, after the client gave up
+// stores nothing. Members who left cannot post. With `recordKey`, the Idempotency-Key is stored by
+// the same statement: a key already taken makes it fail whole, so a message is stored once per key.
+const POSTER = `mb.id = :memberId AND (CAST(:userId AS uuid) IS NULL OR mb.user_id = CAST(:userId AS uuid))
+                    AND mb.left_at IS NULL`;
+const BEFORE_DEADLINE = `clock_timestamp() < coalesce(CAST(:deadline AS timestamptz), 'infinity')`;
+const insertMessageSql = (recordKey: boolean) => `WITH chat AS (UPDATE chats SET event_seq = event_seq + 1
+              WHERE id = :chatId AND ${BEFORE_DEADLINE}
+                AND EXISTS (SELECT 1 FROM members mb WHERE mb.chat_id = :chatId AND ${POSTER})
+              RETURNING id, event_seq),
        member AS (SELECT mb.id, mb.chat_id, mb.name FROM members mb JOIN chat ON chat.id = mb.chat_id
-                  WHERE mb.id = :memberId AND (CAST(:userId AS uuid) IS NULL OR mb.user_id = CAST(:userId AS uuid))
-                    AND mb.left_at IS NULL
+                  WHERE ${POSTER}
                   FOR NO KEY UPDATE OF mb),
        message AS (INSERT INTO messages (chat_id, member_id, text)
                    SELECT member.chat_id, member.id, CAST(:text AS text) FROM member
-                   WHERE clock_timestamp() < coalesce(CAST(:deadline AS timestamptz), 'infinity')
+                   WHERE ${BEFORE_DEADLINE}
                    RETURNING id, chat_id, member_id, text, created_at),
        event AS (INSERT INTO events (chat_id, seq, kind, payload)
                  SELECT message.chat_id, chat.event_seq, 'message', jsonb_build_object(
