@@ -57,6 +57,10 @@ describe('real-time events', () => {
         assert.equal(frame!.data.chat_id, chatId);
         assert.equal(frame!.data.user_name, alice.userName);
         assert.ok(frame!.id);
+        // The body ends with the connection (one plain write per batch of frames, no chunk framing).
+        assert.equal(stream.headers['content-type'], 'text/event-stream; charset=utf-8');
+        assert.equal(stream.headers['transfer-encoding'], undefined);
+        assert.equal(stream.headers.connection, 'close');
       } finally {
         stream.close();
       }

@@ -71,6 +71,8 @@ export interface SseClient extends Inbox {
   /** Stops reading (the socket stays open): the server's buffer for this stream fills. */
   pause(): void;
   request: http.ClientRequest;
+  /** The answer's headers. */
+  headers: http.IncomingHttpHeaders;
 }
 
 /** An SSE client on `url`; resolves once the answer's headers arrived. Non-200 answers resolve too. */
@@ -85,6 +87,7 @@ export function openSse(
     const request = http.get(url, { headers: { Accept: 'text/event-stream', ...headers } }, (res) => {
       answered = true;
       inbox.status = res.statusCode ?? 0;
+      inbox.headers = res.headers;
       res.setEncoding('utf8');
       let buffer = '';
       res.on('data', (chunk: string) => {
