@@ -185,6 +185,40 @@ if (profile.services) {
     });
   });
 
+  describe('database faults: a busy process', function () {
+    this.timeout(30_000);
+
+    it("when the process is busy past a query's timeout while its answer arrives, then the query succeeds: the answer is read before the timeout counts", async () => {
+      const config = loadConfig({
+        ...testDefaults,
+        ...profile.env,
+        DB_QUERY_TIMEOUT_MS: '300',
+        REDIS_URL: undefined,
+        AMQP_URL: undefined,
+      });
+      const db = await createDatabase(config, createLogger('silent'));
+      try {
+        // A connection in the pool, so that the next query is written at once.
+        await db.knex.raw('SELECT 1');
+        let busyMs = 0;
+        // Once the query is on its way, the process is busy for longer than the timeout (a send
+        // that committed must not answer 503 because the process was late to read the answer).
+        db.knex.once('query', () =>
+          setImmediate(() => {
+            const started = performance.now();
+            while (performance.now() - started < 800);
+            busyMs = performance.now() - started;
+          }),
+        );
+        const { rows } = await db.knex.raw<{ rows: { n: number }[] }>('SELECT 42 AS n');
+        assert.ok(busyMs >= 800, `the process was busy ${busyMs} ms`);
+        assert.deepEqual(rows, [{ n: 42 }]);
+      } finally {
+        await db.close();
+      }
+    });
+  });
+
   describe('database faults: search jobs', function () {
     this.timeout(60_000);
     const proxy = proxyFor(databaseUrl);
