@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
 import type { Bus, ResyncScope } from '../src/infra/bus.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createMetrics } from '../src/infra/metrics.js';
@@ -210,6 +211,38 @@ describe('event hub: each chat in order before fan-out', () => {
     for (const reader of readers) assert.deepEqual(reader.texts(), ['one', 'two', 'three', 'four']);
     assert.equal(log.reads, 1);
     hub.shutdown();
+  });
+
+  it('when the process was busy past the gap wait while the missing event waited unread on the bus, then it is read first and the database is not', async () => {
+    const log = new FakeLog();
+    const bus = new FakeBus();
+    const hub = hubOver(bus, log, 50);
+    const chatId = randomUUID();
+    const readers = await streamsOf(hub, log, chatId, 2);
+    const [one, two, three] = ['one', 'two', 'three'].map((text) => log.commit(chatId, text));
+    // The missing event comes over a socket, as the bus's messages do.
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    const client = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+    client.on('data', () => bus.fromElsewhere(two!));
+    const sender = await accepted;
+    try {
+      bus.fromElsewhere(one!);
+      bus.fromElsewhere(three!);
+      sender.write('two');
+      // Busy past the gap wait: its timer is due before the socket is read.
+      const started = performance.now();
+      while (performance.now() - started < 200);
+      await eventually(allHave(readers, 3));
+      for (const reader of readers) assert.deepEqual(reader.texts(), ['one', 'two', 'three']);
+      assert.equal(log.reads, 0, 'the database was read for an event that had arrived');
+    } finally {
+      client.destroy();
+      sender.destroy();
+      server.close();
+      hub.shutdown();
+    }
   });
 
   it('when a number was taken but nothing stored with it, then the next event reaches every stream after one read, and none reads by itself', async () => {

@@ -28,6 +28,8 @@ export class ChatFeed {
   /** Events that arrived ahead of a missing one, by number. */
   private readonly held = new Map<number, StoredEvent>();
   private timer: NodeJS.Timeout | undefined;
+  /** The timer has fired: the read is asked for once this turn has read the sockets. */
+  private due: NodeJS.Immediate | undefined;
   /** A database read for this chat is under way: events wait for it. */
   private filling = false;
   /** Another read was asked for during this one (it may have started before what it must see). */
@@ -75,8 +77,7 @@ export class ChatFeed {
       return false;
     }
     this.filling = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.cancel();
     return true;
   }
 
@@ -92,8 +93,15 @@ export class ChatFeed {
 
   close(): void {
     this.closed = true;
-    clearTimeout(this.timer);
+    this.cancel();
     this.held.clear();
+  }
+
+  private cancel(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    clearImmediate(this.due);
+    this.due = undefined;
   }
 
   private release(event: StoredEvent): void {
@@ -108,17 +116,21 @@ export class ChatFeed {
       this.held.delete(next.seq);
       this.release(next);
     }
-    if (this.held.size === 0) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    } else this.schedule(this.host.gapWaitMs);
+    if (this.held.size === 0) this.cancel();
+    else this.schedule(this.host.gapWaitMs);
   }
 
   private schedule(ms: number): void {
-    if (this.timer || this.filling || this.closed) return;
+    if (this.timer || this.due || this.filling || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.host.fill([this]);
+      // Timers run before a turn reads the sockets: when the process was busy past the wait, the
+      // missing events may be waiting unread on the bus's connection. They are read first; the
+      // database is asked only if the gap is still there.
+      this.due = setImmediate(() => {
+        this.due = undefined;
+        this.host.fill([this]);
+      });
     }, ms);
     this.timer.unref();
   }
