@@ -107,11 +107,12 @@ export class SearchService {
    * `signal` (the client gone, or shutdown) answers at once with the last status read.
    */
   async status(caller: Caller, taskId: string, waitMs: number, signal?: AbortSignal): Promise<SearchTask> {
-    let task = await this.task(caller, taskId);
-    if (waitMs <= 0 || finished(task)) return task;
+    if (waitMs <= 0 || !isUuid(taskId)) return this.task(caller, taskId);
     const until = performance.now() + waitMs;
-    // Watching first, then reading: a finish in between is not missed.
+    // Watching first, then reading: a finish in between is not missed (and a task already finished
+    // costs one read, as without waiting).
     const watch = await this.results.watch(taskId);
+    let task: SearchTask;
     try {
       for (;;) {
         task = await this.task(caller, taskId);
