@@ -4,7 +4,7 @@ import net, { type AddressInfo } from 'node:net';
 import type { Bus, ResyncScope } from '../src/infra/bus.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createMetrics } from '../src/infra/metrics.js';
-import { EventHub, type Frame, type Sink, type Stream } from '../src/modules/events/hub.js';
+import { DeferredSink, EventHub, type Frame, type Sink, type Stream } from '../src/modules/events/hub.js';
 import type { ChatEvent, StoredEvent } from '../src/modules/events/model.js';
 import type { EventsRepository } from '../src/modules/events/repository.js';
 import { eventually } from './support/spawn.js';
@@ -357,5 +357,32 @@ describe('event hub: a bus channel per chat (sharded pub/sub)', () => {
     );
     assert.deepEqual(reader.texts(), ['after']);
     hub.shutdown();
+  });
+});
+
+describe('a stream waiting for its transport (DeferredSink)', () => {
+  it('when a user in many chats comes online meanwhile, then presence past the limit is dropped, not taken for a slow client, and stored events still arrive in order', () => {
+    const deferred = new DeferredSink('sse');
+    const presence = (n: number): Frame => ({ type: 'presence', data: { user_id: `u${n}`, online: true } });
+    for (let n = 0; n < 5000; n++) assert.equal(deferred.write(presence(n)), true, `presence ${n} refused`);
+    const stored: Frame[] = Array.from({ length: 10 }, (_, n) => ({
+      type: 'message',
+      id: `id${n}`,
+      data: { text: `m${n}` },
+    }));
+    for (const frame of stored) assert.equal(deferred.write(frame), true);
+    const reader = collector();
+    deferred.attach(reader.sink);
+    assert.equal(reader.frames.filter((frame) => frame.type === 'presence').length, 100);
+    assert.deepEqual(reader.texts(), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9']);
+  });
+
+  it('when stored events pile up past its limit, then it says so (the stream is closed and resumed by id)', () => {
+    const deferred = new DeferredSink('sse');
+    const results = Array.from({ length: 1000 }, (_, n) =>
+      deferred.write({ type: 'message', id: `id${n}`, data: { text: `m${n}` } }),
+    );
+    assert.equal(results.slice(0, 999).every(Boolean), true, 'refused before the limit');
+    assert.equal(results[999], false, 'the limit was not reported');
   });
 });

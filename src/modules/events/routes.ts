@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { callerOf } from '../../http/caller.js';
 import type { RequestRules } from '../../http/validate.js';
-import { chatNotFound } from '../../errors.js';
+import { chatNotFound, serviceUnavailable } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { WriteBatcher } from './batcher.js';
 import { DeferredSink, type EventHub, type Frame, type Sink } from './hub.js';
@@ -69,6 +69,9 @@ export function eventsRoutes(
       // after the headers reach it is delivered. An error meanwhile answers as JSON.
       const deferred = new DeferredSink('sse');
       const stream = await hub.open(userId, since, deferred, { lenient: true, awaitCatchUp: false });
+      // Closed while it opened (its client too slow for what came meanwhile, or gone): an answer
+      // the client can retry on, never headers followed by a dropped connection.
+      if (stream.closed) throw serviceUnavailable();
       const res = ctx.res;
       ctx.req.socket.setTimeout(0);
       ctx.req.socket.setNoDelay(true);

@@ -204,8 +204,14 @@ export class Stream {
   }
 }
 
-/** Frames a DeferredSink holds before it pauses a catch-up (which then waits for the transport). */
+/** Stored events a DeferredSink holds before it pauses a catch-up (which then waits for the transport). */
 const DEFERRED_FRAMES = 1000;
+/**
+ * Typing and presence frames it holds at most: they are of the moment and never replayed, so past
+ * this they are dropped, where holding them would close a stream that has not started yet (a user
+ * in many chats coming online sends one to each).
+ */
+const DEFERRED_EPHEMERAL_FRAMES = 100;
 
 /**
  * A sink whose transport comes later: a stream is opened (its starting point read) before the
@@ -215,6 +221,8 @@ const DEFERRED_FRAMES = 1000;
 export class DeferredSink implements Sink {
   private target: Sink | undefined;
   private queued: Frame[] = [];
+  private durable = 0;
+  private ephemeral = 0;
   private ended = false;
   private stopping = false;
   private readonly attached: Promise<void>;
@@ -228,6 +236,7 @@ export class DeferredSink implements Sink {
   attach(sink: Sink): void {
     this.target = sink;
     for (const frame of this.queued.splice(0)) sink.write(frame);
+    this.durable = this.ephemeral = 0;
     this.ready();
     if (this.stopping) sink.shutdown();
     else if (this.ended) sink.end();
@@ -236,8 +245,12 @@ export class DeferredSink implements Sink {
   write(frame: Frame): boolean {
     if (this.target) return this.target.write(frame);
     if (this.ended) return true;
+    if (frame.id === undefined) {
+      if (this.ephemeral >= DEFERRED_EPHEMERAL_FRAMES) return true;
+      this.ephemeral++;
+    } else this.durable++;
     this.queued.push(frame);
-    return this.queued.length < DEFERRED_FRAMES;
+    return this.durable < DEFERRED_FRAMES;
   }
 
   heartbeat(): void {

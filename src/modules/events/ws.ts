@@ -1,7 +1,8 @@
+import { STATUS_CODES } from 'node:http';
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AppError } from '../../errors.js';
+import { AppError, serviceUnavailable } from '../../errors.js';
 import { isUuid } from '../../ids.js';
 import type { Logger } from '../../infra/logger.js';
 import { dataJson, DeferredSink, type EventHub, type Frame, type Sink, type Stream } from './hub.js';
@@ -25,7 +26,7 @@ export interface WebSocketOptions {
 function refuse(socket: Duplex, status: number, code: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ message: code });
   const lines = [
-    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 429 ? 'Too Many Requests' : status === 404 ? 'Not Found' : 'Bad Request'}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
     'Content-Type: application/json; charset=utf-8',
     `Content-Length: ${Buffer.byteLength(body)}`,
     'Connection: close',
@@ -163,6 +164,12 @@ export function webSocketUpgrade(options: WebSocketOptions): {
       } catch (error) {
         if (!(error instanceof AppError)) throw error;
         refuse(socket, error.status, error.code, error.headers);
+        return;
+      }
+      // Closed while it opened (too slow for what came meanwhile, or gone): an answer to retry on.
+      if (stream.closed) {
+        const unavailable = serviceUnavailable();
+        refuse(socket, unavailable.status, unavailable.code, unavailable.headers);
         return;
       }
       // Gone before the handshake (or refused by it): the stream goes too.
