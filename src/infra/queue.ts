@@ -267,14 +267,19 @@ class RabbitQueue<T> implements JobQueue<T> {
       this.refused,
     ]);
     this.consuming = true;
-    await this.channel.consume(
-      this.queue,
-      (message: ConsumeMessage) => {
-        const run = this.handle(message, handler).finally(() => this.inFlight.delete(run));
-        this.inFlight.add(run);
-      },
-      { prefetch },
-    );
+    // The prefetch is set by a setup of ours (awaited, on every connect before the consumers come
+    // back) rather than the wrapper's consume option, whose basic.qos is not awaited: a channel closing
+    // before the broker answers it (a consumer stopped right after it connected) left a rejection
+    // nobody handled.
+    await this.channel
+      .addSetup(async (channel: ConfirmChannel) => {
+        await channel.prefetch(prefetch);
+      })
+      .catch((error: unknown) => this.failed(error, 'message broker channel setup failed'));
+    await this.channel.consume(this.queue, (message: ConsumeMessage) => {
+      const run = this.handle(message, handler).finally(() => this.inFlight.delete(run));
+      this.inFlight.add(run);
+    });
   }
 
   private async handle(message: ConsumeMessage, handler: JobHandler<T>): Promise<void> {
