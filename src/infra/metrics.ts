@@ -20,8 +20,10 @@ export interface Metrics {
   searchWaits: Gauge;
   /** Real-time streams open on this process, by transport (sse, longpoll, ws). */
   openStreams: Gauge<'transport'>;
-  /** Events written to streams, by event type. */
-  /** Counted in a plain map on the fan-out path (once per stream and event), added up when scraped. */
+  /**
+   * Events written to streams, by event type: counted in a plain map on the fan-out path (once per
+   * stream and event) and added up when scraped.
+   */
   eventsSent: { inc(labels: { type: string }): void };
   /** Durable events read back from the database for a stream (resume, open, join). */
   eventsReplayed: Counter;

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type { Knex } from 'knex';
 import pg from 'pg';
 import type { Logger } from '../logger.js';
+import { afterReads } from '../timeout.js';
 import { DatabaseUnavailableError, misconfiguration } from './faults.js';
 
 interface PgConnection {
@@ -74,31 +75,23 @@ export function pgClient(
       if (!queryTimeoutMs) return query.catch((error: unknown) => Promise.reject(lost(error)));
       const ms = queryTimeoutMs;
       return new Promise((resolve, reject) => {
-        let verdict: NodeJS.Immediate | undefined;
-        const timer = setTimeout(() => {
-          // Timers run before the turn reads the sockets: when the process itself was busy past
-          // the deadline, the answer may be waiting unread (a statement that committed, answered
-          // 503). The verdict comes after this turn's reads, unless the answer came with them.
-          verdict = setImmediate(() => {
-            connection.__knex__disposed = 'query deadline passed';
-            const stream = connection.connection?.stream;
-            // A reset also drops what the kernel has not sent yet.
-            if (stream?.resetAndDestroy) stream.resetAndDestroy();
-            else stream?.destroy();
-            reject(new DatabaseUnavailableError('query', `no answer from the database within ${ms} ms`));
-          });
-        }, ms);
-        const settled = () => {
-          clearTimeout(timer);
-          clearImmediate(verdict);
-        };
+        // When the process itself was busy past the deadline, the answer may be waiting unread (a
+        // statement that committed, answered 503): the verdict comes after the turn's reads.
+        const deadline = afterReads(ms, () => {
+          connection.__knex__disposed = 'query deadline passed';
+          const stream = connection.connection?.stream;
+          // A reset also drops what the kernel has not sent yet.
+          if (stream?.resetAndDestroy) stream.resetAndDestroy();
+          else stream?.destroy();
+          reject(new DatabaseUnavailableError('query', `no answer from the database within ${ms} ms`));
+        });
         query.then(
           (result) => {
-            settled();
+            deadline.cancel();
             resolve(result);
           },
           (error: unknown) => {
-            settled();
+            deadline.cancel();
             reject(lost(error));
           },
         );

@@ -1,3 +1,4 @@
+import { afterReads, type Deadline } from '../../infra/timeout.js';
 import type { StoredEvent } from './model.js';
 import type { Stream } from './stream.js';
 
@@ -27,9 +28,8 @@ export class ChatFeed {
   readonly streams = new Set<Stream>();
   /** Events that arrived ahead of a missing one, by number. */
   private readonly held = new Map<number, StoredEvent>();
-  private timer: NodeJS.Timeout | undefined;
-  /** The timer has fired: the read is asked for once this turn has read the sockets. */
-  private due: NodeJS.Immediate | undefined;
+  /** When the database is read for this chat, unless what it waits for comes first. */
+  private timer: Deadline | undefined;
   /** A database read for this chat is under way: events wait for it. */
   private filling = false;
   /** Another read was asked for during this one (it may have started before what it must see). */
@@ -98,10 +98,8 @@ export class ChatFeed {
   }
 
   private cancel(): void {
-    clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
-    clearImmediate(this.due);
-    this.due = undefined;
   }
 
   private release(event: StoredEvent): void {
@@ -121,17 +119,16 @@ export class ChatFeed {
   }
 
   private schedule(ms: number): void {
-    if (this.timer || this.due || this.filling || this.closed) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      // Timers run before a turn reads the sockets: when the process was busy past the wait, the
-      // missing events may be waiting unread on the bus's connection. They are read first; the
-      // database is asked only if the gap is still there.
-      this.due = setImmediate(() => {
-        this.due = undefined;
+    if (this.timer || this.filling || this.closed) return;
+    // When the process was busy past the wait, the missing events may be waiting unread on the
+    // bus's connection: they are read first, and the database is asked only if the gap is still there.
+    this.timer = afterReads(
+      ms,
+      () => {
+        this.timer = undefined;
         this.host.fill([this]);
-      });
-    }, ms);
-    this.timer.unref();
+      },
+      { unref: true },
+    );
   }
 }

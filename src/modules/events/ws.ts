@@ -161,15 +161,11 @@ export function webSocketUpgrade(options: WebSocketOptions): {
         stream = await hub.open(userId, url.searchParams.get('since') ?? undefined, deferred, {
           awaitCatchUp: false,
         });
+        // Closed while it opened (too slow for what came meanwhile, or gone): an answer to retry on.
+        if (stream.closed) throw serviceUnavailable();
       } catch (error) {
         if (!(error instanceof AppError)) throw error;
         refuse(socket, error.status, error.code, error.headers);
-        return;
-      }
-      // Closed while it opened (too slow for what came meanwhile, or gone): an answer to retry on.
-      if (stream.closed) {
-        const unavailable = serviceUnavailable();
-        refuse(socket, unavailable.status, unavailable.code, unavailable.headers);
         return;
       }
       // Gone before the handshake (or refused by it): the stream goes too.
