@@ -298,6 +298,42 @@ describe('event hub: each chat in order before fan-out', () => {
   });
 });
 
+describe('event hub: a stream that fails to open', () => {
+  it('when reading where it starts fails (the database busy), then the stream is gone: not counted, not offered events, not held against the user’s limit', async () => {
+    const log = new FakeLog();
+    const bus = new FakeBus();
+    const metrics = createMetrics();
+    const hub = new EventHub(bus, log.repository, metrics, createLogger('silent'), {
+      streamsPerUser: 1,
+      replayWindowSeconds: 86_400,
+      replayBatch: 1000,
+      gapWaitMs: 60_000,
+      retryMs: 50,
+      writeBoundMs: 1000,
+    });
+    const chatId = randomUUID();
+    const userId = randomUUID();
+    log.member(userId, chatId);
+    const chatsOf = log.repository.chatsOf.bind(log.repository);
+    let failing = true;
+    log.repository.chatsOf = (user) => (failing ? Promise.reject(new Error('pool busy')) : chatsOf(user));
+    const failed = collector();
+    await assert.rejects(hub.open(userId, undefined, failed.sink), /pool busy/);
+    assert.equal(hub.size, 0, 'the failed stream is still held');
+    const gauge = await metrics.registry.getSingleMetricAsString('messenger_event_streams_open');
+    assert.match(gauge, /messenger_event_streams_open\{transport="sse"\} 0/, gauge);
+    failing = false;
+    // Within the per-user limit of 1: the failed attempt does not count.
+    const reader = collector();
+    await hub.open(userId, undefined, reader.sink);
+    bus.fromElsewhere(log.commit(chatId, 'after'));
+    await eventually(allHave([reader], 1));
+    assert.deepEqual(reader.texts(), ['after']);
+    assert.equal(failed.frames.length, 0, 'the failed stream was offered events');
+    hub.shutdown();
+  });
+});
+
 describe('event hub: a bus channel per chat (sharded pub/sub)', () => {
   it('when streams follow a chat, then the hub listens to it and to their users while they are open, and publishes a join on the user’s topic too', async () => {
     const log = new FakeLog();

@@ -239,6 +239,8 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
     const joins = userId === null ? undefined : this.addUserStream(userId, stream);
     // Registered before reading positions: an event committed meanwhile waits in the stream's
     // queue and is then either already counted or delivered. The user's joins are heard first.
+    // A stream that cannot read where it starts (the database busy or away) is closed: the caller
+    // answers with the error, and nothing of it stays (counted, offered events, held against the limit).
     await stream.enqueue(async () => {
       await joins;
       const current = await this.repository.chatsOf(userId);
@@ -276,6 +278,9 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
       else if (from) {
         stream.enqueue(() => stream.catchUp()).catch((error: unknown) => this.failed(stream, error));
       }
+    }).catch((error: unknown) => {
+      this.close(stream);
+      throw error;
     });
     // A client gone while its stream opened leaves a closed stream: callers check `closed`.
     return stream;
