@@ -86,6 +86,8 @@ export interface Config {
     presenceMaxMembers: number;
     /** Under a steady flow, SSE frames are written to each stream at most this often (ms), gathered. */
     writeWindowMs: number;
+    /** The window grows so that the streams with something to write take at most this many socket writes a second (0: fixed). */
+    writesPerSecond: number;
   };
   search: {
     resultTtlSeconds: number;
@@ -304,6 +306,7 @@ export function loadConfig(env: Env = process.env): Config {
       presenceDebounceMs: integer(env, 'PRESENCE_DEBOUNCE_MS', 3000, 0, 600_000),
       presenceMaxMembers: integer(env, 'PRESENCE_MAX_MEMBERS', 100, 0, 100_000),
       writeWindowMs: integer(env, 'EVENTS_WRITE_WINDOW_MS', 20, 0, 1000),
+      writesPerSecond: integer(env, 'EVENTS_WRITES_PER_SECOND', 10_000, 0, 10_000_000),
     },
     search: {
       resultTtlSeconds: integer(env, 'SEARCH_RESULT_TTL', 300, 1, 604_800),

@@ -241,47 +241,50 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
     // queue and is then either already counted or delivered. The user's joins are heard first.
     // A stream that cannot read where it starts (the database busy or away) is closed: the caller
     // answers with the error, and nothing of it stays (counted, offered events, held against the limit).
-    await stream.enqueue(async () => {
-      await joins;
-      const current = await this.repository.chatsOf(userId);
-      const tooOld =
-        unreadable || (from !== undefined && from.at < Date.now() / 1000 - this.options.replayWindowSeconds);
-      const resumed = from && !tooOld ? from : undefined;
-      // Chats a (version 2) position left out as quiet: where each starts is read in one query.
-      const quiet =
-        resumed && !resumed.complete ? [...current.keys()].filter((id) => !resumed.chats.has(id)) : [];
-      const starts =
-        resumed && quiet.length > 0
-          ? await this.repository.quietStarts(userId, quiet, resumed.at - this.cutSeconds)
-          : undefined;
-      for (const [chatId, { seq, activeAt }] of current) {
-        let at = seq;
-        let active = activeAt;
-        const known = resumed?.chats.get(chatId);
-        if (known !== undefined) {
-          at = Math.min(known, seq);
-          active = Date.now() / 1000;
-        } else if (starts?.has(chatId)) {
-          at = Math.min(starts.get(chatId)!, seq);
-        } else if (resumed?.complete && userId !== null) {
-          // A version 1 position lists every chat: one it lacks was joined after it.
-          const joinedAt = await this.repository.joinedAt(chatId, userId);
-          if (joinedAt !== undefined && joinedAt <= seq) at = joinedAt - 1;
+    await stream
+      .enqueue(async () => {
+        await joins;
+        const current = await this.repository.chatsOf(userId);
+        const tooOld =
+          unreadable ||
+          (from !== undefined && from.at < Date.now() / 1000 - this.options.replayWindowSeconds);
+        const resumed = from && !tooOld ? from : undefined;
+        // Chats a (version 2) position left out as quiet: where each starts is read in one query.
+        const quiet =
+          resumed && !resumed.complete ? [...current.keys()].filter((id) => !resumed.chats.has(id)) : [];
+        const starts =
+          resumed && quiet.length > 0
+            ? await this.repository.quietStarts(userId, quiet, resumed.at - this.cutSeconds)
+            : undefined;
+        for (const [chatId, { seq, activeAt }] of current) {
+          let at = seq;
+          let active = activeAt;
+          const known = resumed?.chats.get(chatId);
+          if (known !== undefined) {
+            at = Math.min(known, seq);
+            active = Date.now() / 1000;
+          } else if (starts?.has(chatId)) {
+            at = Math.min(starts.get(chatId)!, seq);
+          } else if (resumed?.complete && userId !== null) {
+            // A version 1 position lists every chat: one it lacks was joined after it.
+            const joinedAt = await this.repository.joinedAt(chatId, userId);
+            if (joinedAt !== undefined && joinedAt <= seq) at = joinedAt - 1;
+          }
+          stream.positions.set(chatId, at, active);
+          if (stream.anonymous) this.feedOf(chatId, seq);
+          else this.follow(stream, chatId, seq);
         }
-        stream.positions.set(chatId, at, active);
-        if (stream.anonymous) this.feedOf(chatId, seq);
-        else this.follow(stream, chatId, seq);
-      }
-      if (!stream.anonymous) this.everything.delete(stream);
-      if (tooOld) stream.send({ type: 'reset', id: stream.position(), data: { reason: 'gap-too-old' } });
-      else if (from && awaitCatchUp) await stream.catchUp();
-      else if (from) {
-        stream.enqueue(() => stream.catchUp()).catch((error: unknown) => this.failed(stream, error));
-      }
-    }).catch((error: unknown) => {
-      this.close(stream);
-      throw error;
-    });
+        if (!stream.anonymous) this.everything.delete(stream);
+        if (tooOld) stream.send({ type: 'reset', id: stream.position(), data: { reason: 'gap-too-old' } });
+        else if (from && awaitCatchUp) await stream.catchUp();
+        else if (from) {
+          stream.enqueue(() => stream.catchUp()).catch((error: unknown) => this.failed(stream, error));
+        }
+      })
+      .catch((error: unknown) => {
+        this.close(stream);
+        throw error;
+      });
     // A client gone while its stream opened leaves a closed stream: callers check `closed`.
     return stream;
   }

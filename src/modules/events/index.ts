@@ -60,7 +60,7 @@ export function eventsModule(
     retryMs: 1000,
     writeBoundMs: Math.max(config.db.queryTimeoutMs, config.db.statementTimeoutMs),
   });
-  const writes = new WriteBatcher(config.events.writeWindowMs);
+  const writes = new WriteBatcher(config.events.writeWindowMs, config.events.writesPerSecond);
   const tickets = createTicketStore(config.redisUrl, settings.ticketTtlSeconds, logger);
   const presence = createPresenceStore(config.redisUrl, settings.presenceTtlSeconds, logger);
 

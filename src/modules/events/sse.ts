@@ -54,18 +54,23 @@ class Pending {
  * A Server-Sent Events response as a stream's sink. Frames are gathered and written by `writes`
  * (several events in one socket write under load); the client is too slow once what waits for it,
  * gathered or buffered by the socket, passes `maxBufferedBytes`.
+ *
+ * Once the headers are out (`res.writeHead` and a first `res.write`), frames go to the connection
+ * itself: the body is neither chunked nor followed by another response (Connection: close), so the
+ * HTTP layer has nothing to add, and skipping it saves each write its cork, tick and bookkeeping.
  */
 export function sseSink(
   res: http.ServerResponse,
   settings: { maxBufferedBytes: number; retryMs: number },
   writes: WriteBatcher,
 ): Sink {
-  const open = () => !res.destroyed && !res.writableEnded;
+  const socket = res.socket;
+  const open = () => socket !== null && socket.writable && !res.writableEnded;
   const pending = new Pending();
   const target = {
     flush() {
       if (pending.bytes === 0) return;
-      if (open()) res.write(pending.take());
+      if (open()) socket!.write(pending.take());
       else pending.clear();
     },
   };
@@ -75,11 +80,11 @@ export function sseSink(
       if (!open()) return true;
       if (pending.bytes === 0) writes.mark(target);
       pending.add(frame);
-      return pending.bytes + res.writableLength <= settings.maxBufferedBytes;
+      return pending.bytes + socket!.writableLength <= settings.maxBufferedBytes;
     },
     heartbeat() {
       target.flush();
-      if (open()) res.write(': heartbeat\n\n');
+      if (open()) socket!.write(': heartbeat\n\n');
     },
     shutdown() {
       target.flush();
@@ -87,22 +92,22 @@ export function sseSink(
     },
     end() {
       pending.clear();
-      if (open()) res.destroy();
+      if (!res.destroyed) res.destroy();
     },
     drained: () =>
       new Promise<void>((resolve) => {
         target.flush();
-        if (!open() || !res.writableNeedDrain) {
+        if (!open() || !socket!.writableNeedDrain) {
           resolve();
           return;
         }
         const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
+          socket!.off('drain', done);
+          socket!.off('close', done);
           resolve();
         };
-        res.once('drain', done);
-        res.once('close', done);
+        socket!.once('drain', done);
+        socket!.once('close', done);
       }),
   };
 }
