@@ -32,14 +32,20 @@ const SEARCH_QUEUE = `messenger.search.bench.${new URL(BENCH_DATABASE_URL).pathn
 /**
  * `node <the entrypoint's flags for role> dist/src/main.js role`, as the image starts it; with
  * BENCH_CPU_PROF=<dir>, each process also writes a V8 CPU profile under <dir>/<name>/ when it stops
- * (`npm run profile-summary -- <file>` sums it up).
+ * (`npm run profile-summary -- <file>` sums it up). A V8 profile counts time the process was descheduled
+ * (on a busy machine, a socket write that wakes Postgres or Redis hands them the core) as the call's
+ * own: BENCH_PERF_MAP=1 lets `perf record -e cpu-clock` see only the CPU time, with JS names.
  */
 function start(name: string, role: Role, env: NodeJS.ProcessEnv): Service {
   const profileDir = process.env.BENCH_CPU_PROF;
   const profiling = profileDir
     ? ['--cpu-prof', `--cpu-prof-dir=${path.join(path.resolve(profileDir), name)}`]
     : [];
-  return startService(name, [...nodeFlags(role), ...profiling, MAIN_JS, role], env);
+  // BENCH_PERF_MAP=1: JIT symbols for `perf record` (/tmp/perf-<pid>.map), to profile CPU time only.
+  if (process.env.BENCH_PERF_MAP === '1') profiling.push('--perf-basic-prof-only-functions');
+  // BENCH_NODE_FLAGS (space-separated; empty for V8's defaults): instead of the entrypoint's, to compare.
+  const flags = process.env.BENCH_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? nodeFlags(role);
+  return startService(name, [...flags, ...profiling, MAIN_JS, role], env);
 }
 
 function serviceEnv(settings: Settings, port: number, apps: string): NodeJS.ProcessEnv {

@@ -113,6 +113,22 @@ export function rssMb(pid: number): number | undefined {
   }
 }
 
+/** CPU time (user + system) a process has used, in seconds (from /proc; undefined when it is gone). */
+export function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Clock ticks per second of /proc's times (USER_HZ: 100 on Linux). */
+const CLOCK_TICKS = 100;
+
 /** Samples the RSS of some processes every 100 ms; `stop` gives each one's peak in MB. */
 export class RssSampler {
   private readonly peaks = new Map<number, number>();

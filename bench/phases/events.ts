@@ -1,19 +1,19 @@
 import { createHash, randomBytes } from 'node:crypto';
-import http from 'node:http';
-import { performance } from 'node:perf_hooks';
+import net from 'node:net';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { auth, startApi, type Deployment } from '../lib/api.js';
 import { BENCH_DATABASE_URL } from '../lib/db.js';
 import { http as load } from '../lib/load.js';
 import { formatMs, formatRatio, formatRps, type Row, type Target } from '../lib/report.js';
-import { rssMb, sleep } from '../lib/services.js';
+import { cpuSeconds, rssMb, sleep } from '../lib/services.js';
 import { Samples, type LatencySummary } from '../lib/stats.js';
 import { httpRow, scenario, type Context, type Phase, type PhaseReport } from './phase.js';
 
 const IDLE_STREAMS = Number(process.env.BENCH_EVENTS_STREAMS ?? 10_000);
 /** The steps to run (BENCH_EVENTS_STEPS, a comma list): all three by default. */
 const STEPS = (process.env.BENCH_EVENTS_STEPS ?? 'idle,fanout,resume').split(',').map((step) => step.trim());
-const FANOUT_STREAMS = 1000;
-const FANOUT_RATE = 200;
+const FANOUT_STREAMS = Number(process.env.BENCH_FANOUT_STREAMS ?? 1000);
+const FANOUT_RATE = Number(process.env.BENCH_FANOUT_RATE ?? 200);
 const FANOUT_SECONDS = 10;
 const RESUME_EVENTS = 10_000;
 const HOLD_MS = 5000;
@@ -33,33 +33,49 @@ function openStream(
   headers: Record<string, string>,
   onMessage?: (text: string) => void,
 ): Promise<Stream> {
+  // A raw connection, not node:http: the bench reads a thousand streams on the same 2 cores as the
+  // API, and an HTTP client's parser and stream machinery would cost it more than the reads. The
+  // stream's body is neither chunked nor compressed (the API writes frames as they are).
+  const { hostname, port, pathname, search } = new URL(url);
+  const lines = Object.entries({ Host: `${hostname}:${port}`, Accept: 'text/event-stream', ...headers }).map(
+    ([name, value]) => `${name}: ${value}\r\n`,
+  );
   return new Promise((resolve, reject) => {
-    const request = http.get(
-      url,
-      { agent: false, headers: { Accept: 'text/event-stream', ...headers } },
-      (res) => {
-        const stream = { status: res.statusCode ?? 0, close: () => request.destroy() };
-        res.on('error', () => undefined);
-        if (!onMessage) res.resume();
-        else {
-          res.setEncoding('utf8');
-          let buffer = '';
-          res.on('data', (chunk: string) => {
-            buffer += chunk;
-            let end: number;
-            while ((end = buffer.indexOf('\n\n')) >= 0) {
-              const block = buffer.slice(0, end);
-              buffer = buffer.slice(end + 2);
-              if (!block.includes('event: message\n')) continue;
-              const data = /^data: (.*)$/m.exec(block)?.[1];
-              if (data) onMessage((JSON.parse(data) as { text: string }).text);
-            }
-          });
+    const socket = net.connect(Number(port), hostname);
+    socket.write(`GET ${pathname}${search} HTTP/1.1\r\n${lines.join('')}\r\n`);
+    socket.setEncoding('latin1');
+    let head = '';
+    let body = '';
+    let status = 0;
+    const onData = (chunk: string) => {
+      if (status === 0) {
+        head += chunk;
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        status = Number(head.slice(9, 12));
+        body = head.slice(end + 4);
+        head = '';
+        resolve({ status, close: () => socket.destroy() });
+        if (!onMessage) {
+          // Read and dropped from now on.
+          socket.removeListener('data', onData);
+          socket.on('data', () => undefined);
+          return;
         }
-        resolve(stream);
-      },
-    );
-    request.on('error', reject);
+      } else body += chunk;
+      let end: number;
+      while ((end = body.indexOf('\n\n')) >= 0) {
+        const block = body.slice(0, end);
+        body = body.slice(end + 2);
+        if (!block.includes('event: message\n')) continue;
+        // The frames are UTF-8 read as latin1: the bench's texts are ASCII.
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (data) onMessage!((JSON.parse(data) as { text: string }).text);
+      }
+    };
+    socket.on('data', onData);
+    socket.on('error', (error) => (status === 0 ? reject(error) : undefined));
+    socket.on('close', () => (status === 0 ? reject(new Error('closed before the headers')) : undefined));
   });
 }
 
@@ -159,6 +175,12 @@ interface Figures {
     expected: number;
     sendSeconds: number;
     latency: LatencySummary;
+    /** The POSTs' own round trips (the send's answer, before any stream hears of it). */
+    sendLatency: LatencySummary;
+    /** Event-loop delay p99 (ms) meanwhile: the bench's (it times sends and arrivals), each API's (prom-client's gauge). */
+    loops: { benchP99: number; apiP99: number; api2P99: number };
+    /** CPU time (user + system) over the send window: each API instance, and the bench reading the streams. */
+    cpu: { api: number; api2: number; bench: number; windowSeconds: number };
   };
   resume?: {
     events: number;
@@ -266,13 +288,23 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
     const total = FANOUT_RATE * FANOUT_SECONDS;
     const sends: Promise<void>[] = [];
     const failures: string[] = [];
+    const answered = new Samples();
+    process.stderr.write(`events: sending ${total} messages, ${FANOUT_RATE}/s\n`);
+    const benchLoop = monitorEventLoopDelay({ resolution: 5 });
+    benchLoop.enable();
+    const cpuBefore = {
+      api: cpuSeconds(api.api.pid),
+      api2: cpuSeconds(second.pid),
+      bench: process.cpuUsage(),
+    };
     const started = performance.now();
     for (let n = 0; n < total; n++) {
       const due = started + (n * 1000) / FANOUT_RATE;
       const wait = due - performance.now();
       if (wait > 0) await sleep(wait);
       const k = n % members.length;
-      sentAt.set(n, performance.now());
+      const at = performance.now();
+      sentAt.set(n, at);
       sends.push(
         fetch(`${urls[n % 2]}/v1/chats/${chatId}/messages?user_id=${members[k]!.id}`, {
           method: 'POST',
@@ -281,6 +313,7 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
         }).then(
           async (response) => {
             const body = await response.text();
+            answered.add(performance.now() - at);
             if (response.status !== 201) failures.push(`${response.status} ${body.slice(0, 200)}`);
           },
           (error: unknown) => void failures.push(String(error)),
@@ -296,6 +329,19 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
     const expected = (total - failures.length) * probes.length;
     const deadline = Date.now() + 20_000;
     while (received < expected && Date.now() < deadline) await sleep(100);
+    benchLoop.disable();
+    const loops = {
+      benchP99: benchLoop.percentile(99) / 1e6,
+      apiP99: (await metric(api.url, 'nodejs_eventloop_lag_p99_seconds')) * 1000,
+      api2P99: (await metric(second.url, 'nodejs_eventloop_lag_p99_seconds')) * 1000,
+    };
+    const benchCpu = process.cpuUsage(cpuBefore.bench);
+    const cpu = {
+      api: (cpuSeconds(api.api.pid) ?? 0) - (cpuBefore.api ?? 0),
+      api2: (cpuSeconds(second.pid) ?? 0) - (cpuBefore.api2 ?? 0),
+      bench: (benchCpu.user + benchCpu.system) / 1e6,
+      windowSeconds: (performance.now() - started) / 1000,
+    };
     const after = await readBack();
     figures.fanout = {
       probes: probes.length,
@@ -309,6 +355,9 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
       expected,
       sendSeconds,
       latency: latency.summary(),
+      sendLatency: answered.summary(),
+      loops,
+      cpu,
     };
     // The send rate with the streams open (each send fanned out to them), then without.
     const sender = members[0]!;
@@ -408,6 +457,11 @@ async function resume(ctx: Context, api: Deployment): Promise<void> {
   };
 }
 
+/** CPU microseconds per event delivered to a stream (every stream gets every message). */
+function microsPerFrame(seconds: number, f: { sent: number; streams: number }): string {
+  return ((seconds * 1e6) / (f.sent * f.streams)).toFixed(2);
+}
+
 function report(ctx: Context): PhaseReport {
   const rows: Row[] = [];
   const targets: Target[] = [];
@@ -447,7 +501,13 @@ function report(ctx: Context): PhaseReport {
         `p50 ${formatMs(f.latency.p50)} ms, p99 ${formatMs(f.latency.p99)} ms; ${f.received.toLocaleString('en-US')} of ` +
         `${f.expected.toLocaleString('en-US')} deliveries to the ${f.probes} timed streams; ${f.failures} of ` +
         `${f.sent + f.failures} sends failed; events read back from the database by the instances: ` +
-        `${f.filled.toLocaleString('en-US')} once per chat (gaps the bus left), ${f.replayed.toLocaleString('en-US')} per stream`,
+        `${f.filled.toLocaleString('en-US')} once per chat (gaps the bus left), ${f.replayed.toLocaleString('en-US')} per stream; ` +
+        `the sends answered in p50 ${formatMs(f.sendLatency.p50)} ms, p99 ${formatMs(f.sendLatency.p99)} ms; ` +
+        `event-loop delay p99: the bench ${formatMs(f.loops.benchP99)} ms, the APIs ${formatMs(f.loops.apiP99)} and ` +
+        `${formatMs(f.loops.api2P99)} ms; ` +
+        `CPU per event and stream (the two instances; the bench reading them): ` +
+        `${microsPerFrame(f.cpu.api + f.cpu.api2, f)} µs; ${microsPerFrame(f.cpu.bench, f)} µs ` +
+        `(${f.cpu.api.toFixed(1)} + ${f.cpu.api2.toFixed(1)} s; ${f.cpu.bench.toFixed(1)} s over ${f.cpu.windowSeconds.toFixed(1)} s)`,
       met: f.latency.p99 < 100 && f.received === f.expected,
     });
     const open = scenario(ctx, 'sendStreamsOpen');
