@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { Progress } from './progress.js';
-import { RssSampler } from './services.js';
+import { cpuSeconds, RssSampler } from './services.js';
 import { Samples, type LatencySummary } from './stats.js';
 
 /** What one measured scenario produced. */
@@ -16,6 +16,8 @@ export interface Measured {
   statusCodes: Record<string, number>;
   /** Peak RSS in MB per sampled process name. */
   peakRssMb: Record<string, number>;
+  /** CPU time (user + system) per process name over the measured seconds, in seconds. */
+  cpuSeconds: Record<string, number>;
 }
 
 export interface LoadSettings {
@@ -31,6 +33,7 @@ export function merge(runs: { measured: Measured; samples: Samples }[]): Measure
   const samples = new Samples();
   const statusCodes: Record<string, number> = {};
   const peakRssMb: Record<string, number> = {};
+  const cpu: Record<string, number> = {};
   let completed = 0;
   let seconds = 0;
   let errors = 0;
@@ -45,6 +48,7 @@ export function merge(runs: { measured: Measured; samples: Samples }[]): Measure
     for (const [name, mb] of Object.entries(run.measured.peakRssMb)) {
       peakRssMb[name] = Math.max(peakRssMb[name] ?? 0, mb);
     }
+    for (const [name, used] of Object.entries(run.measured.cpuSeconds)) cpu[name] = (cpu[name] ?? 0) + used;
   }
   return {
     rps: completed / seconds,
@@ -54,7 +58,13 @@ export function merge(runs: { measured: Measured; samples: Samples }[]): Measure
     errors,
     statusCodes,
     peakRssMb,
+    cpuSeconds: cpu,
   };
+}
+
+/** The CPU seconds each watched process has used so far. */
+function cpuOf(watched: Watched): Record<string, number> {
+  return Object.fromEntries(Object.entries(watched).map(([name, pid]) => [name, cpuSeconds(pid) ?? 0]));
 }
 
 function peaks(sampler: RssSampler | undefined, watched: Watched): Record<string, number> {
@@ -92,6 +102,7 @@ export async function http(
   const statusCodes: Record<string, number> = {};
   const sampler = Object.keys(watched).length ? new RssSampler(Object.values(watched)) : undefined;
   const progress = new Progress(label.padEnd(34), seconds);
+  const cpuBefore = cpuOf(watched);
   const run = autocannon({ ...base, duration: seconds });
   let completed = 0;
   let lastSecond = 0;
@@ -108,6 +119,7 @@ export async function http(
     lastSecond = completed;
   });
   const result = await run;
+  const cpuAfter = cpuOf(watched);
   progress.finish();
   const measured: Measured = {
     rps: completed / result.duration,
@@ -117,6 +129,9 @@ export async function http(
     errors: result.errors + result.timeouts + result.non2xx,
     statusCodes,
     peakRssMb: peaks(sampler, watched),
+    cpuSeconds: Object.fromEntries(
+      Object.keys(watched).map((name) => [name, cpuAfter[name]! - cpuBefore[name]!]),
+    ),
   };
   return { measured, samples };
 }
@@ -178,6 +193,7 @@ export async function pgLoop(
         errors,
         statusCodes: {},
         peakRssMb: {},
+        cpuSeconds: {},
       },
       samples,
     };

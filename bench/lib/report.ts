@@ -13,6 +13,8 @@ export interface Row {
   errors?: number;
   /** Peak RSS of the API process during the scenario. */
   rssMb?: number;
+  /** The API process's CPU time per successful request (ms). */
+  cpuMs?: number;
   ratio?: string;
   target?: string;
   met?: boolean;
@@ -48,8 +50,8 @@ const metText = (met: boolean | undefined) => (met === undefined ? '' : met ? 'y
 
 export function table(rows: Row[]): string {
   const lines = [
-    '| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | API peak RSS | ratio | target | met |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |',
+    '| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | API peak RSS | API CPU ms/req | ratio | target | met |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |',
   ];
   for (const row of rows) {
     lines.push(
@@ -61,6 +63,7 @@ export function table(rows: Row[]): string {
         formatMs(row.p99),
         row.errors === undefined ? dash : String(row.errors),
         row.rssMb === undefined ? dash : `${Math.round(row.rssMb)} MB`,
+        row.cpuMs === undefined ? dash : row.cpuMs.toFixed(2),
         row.ratio ?? '',
         row.target ?? '',
         metText(row.met),

@@ -81,6 +81,10 @@ export function httpRow(scenario: string, x: Measured, extra: Partial<Row> = {})
     p99: x.latency.p99,
     errors: x.errors,
     rssMb: x.peakRssMb.api,
+    cpuMs:
+      x.cpuSeconds.api === undefined || x.completed === 0
+        ? undefined
+        : (x.cpuSeconds.api * 1000) / x.completed,
     ...extra,
   };
 }
