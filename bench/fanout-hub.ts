@@ -38,6 +38,8 @@ const SECONDS = Number(process.env.SECONDS ?? 10);
 const WINDOW_MS = Number(process.env.WINDOW_MS ?? 20);
 const WRITES_PER_SECOND = Number(process.env.WRITES_PER_SECOND ?? 10_000);
 const PROBE_EVERY = 10;
+/** Chats each stream's user is in (the events all go to the first): a user in many chats costs memory per stream. */
+const CHATS = Number(process.env.CHATS ?? 1);
 const CHAT = '0b6f3c1e-7d2a-4a51-9a3e-5f1c2d3e4f50';
 const now = () => performance.timeOrigin + performance.now();
 
@@ -75,8 +77,18 @@ async function reader(port: number): Promise<void> {
   });
 }
 
+const otherChats = Array.from(
+  { length: CHATS - 1 },
+  (_, n) => `0b6f3c1e-7d2a-4a51-9a3e-${String(n).padStart(12, '0')}`,
+);
 const emptyRepository = {
-  chatsOf: () => Promise.resolve(new Map([[CHAT, { seq: 0, activeAt: Date.now() / 1000 }]])),
+  chatsOf: () =>
+    Promise.resolve(
+      new Map([
+        [CHAT, { seq: 0, activeAt: Date.now() / 1000 }],
+        ...otherChats.map((chatId) => [chatId, { seq: 7, activeAt: 1 }] as const),
+      ]),
+    ),
   after: () => Promise.resolve([]),
 } as unknown as EventsRepository;
 
@@ -154,7 +166,7 @@ async function serve(): Promise<void> {
   const pick = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
   const serverCpu = (used.user + used.system) / 1e6;
   process.stdout.write(
-    `${STREAMS} streams, ${RATE} events/s for ${SECONDS} s, window ${WINDOW_MS} ms (${writes.window.toFixed(0)} ms at the end, ${WRITES_PER_SECOND} writes/s at most): ` +
+    `${STREAMS} streams in ${CHATS} chats, ${RATE} events/s for ${SECONDS} s, window ${WINDOW_MS} ms (${writes.window.toFixed(0)} ms at the end, ${WRITES_PER_SECOND} writes/s at most): ` +
       `serving ${serverCpu.toFixed(2)} s CPU over ${seconds.toFixed(1)} s = ${((serverCpu * 1e6) / frames).toFixed(2)} µs/frame; ` +
       `reader ${((result.cpuSeconds * 1e6) / frames).toFixed(2)} µs/frame (whole run); ` +
       `latency p50 ${pick(0.5).toFixed(1)} ms, p99 ${pick(0.99).toFixed(1)} ms over ${sorted.length} ` +
