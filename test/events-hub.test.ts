@@ -5,7 +5,7 @@ import type { Bus, ResyncScope } from '../src/infra/bus.js';
 import { createLogger } from '../src/infra/logger.js';
 import { createMetrics } from '../src/infra/metrics.js';
 import { DeferredSink, EventHub, type Frame, type Sink, type Stream } from '../src/modules/events/hub.js';
-import type { ChatEvent, StoredEvent } from '../src/modules/events/model.js';
+import type { BusMessage, StoredEvent } from '../src/modules/events/model.js';
 import type { EventsRepository } from '../src/modules/events/repository.js';
 import { eventually } from './support/spawn.js';
 
@@ -87,24 +87,24 @@ class FakeLog {
  * A bus between this hub and imaginary other instances: what they publish is handed over by the test
  * (`fromElsewhere`), in the order the test chooses; it records what the hub listens to and publishes.
  */
-class FakeBus implements Bus<ChatEvent> {
+class FakeBus implements Bus<BusMessage> {
   readonly backend = 'memory' as const;
   readonly listened = new Set<string>();
-  readonly published: { topics: readonly string[]; message: ChatEvent }[] = [];
-  private readonly handlers: ((message: ChatEvent) => void)[] = [];
+  readonly published: { topics: readonly string[]; message: BusMessage }[] = [];
+  private readonly handlers: ((message: BusMessage) => void)[] = [];
   private readonly resyncs: ((scope: ResyncScope) => void)[] = [];
   private readonly holds = new Map<string, Promise<void>>();
 
   constructor(readonly perTopic = false) {}
 
-  publish(topics: readonly string[], message: ChatEvent): void {
+  publish(topics: readonly string[], message: BusMessage): void {
     this.published.push({ topics, message });
     this.fromElsewhere(message);
   }
-  fromElsewhere(message: ChatEvent): void {
+  fromElsewhere(message: BusMessage): void {
     for (const handler of this.handlers) handler(structuredClone(message));
   }
-  subscribe(handler: (message: ChatEvent) => void): void {
+  subscribe(handler: (message: BusMessage) => void): void {
     this.handlers.push(handler);
   }
   async listen(topic: string): Promise<void> {
@@ -298,6 +298,40 @@ describe('event hub: each chat in order before fan-out', () => {
   });
 });
 
+describe('event hub: presence of a user in many chats', () => {
+  for (const perTopic of [false, true]) {
+    it(`when a user in three chats comes online, then each chat’s streams get its presence once, in ${perTopic ? 'one bus message per chat (a channel per chat)' : 'one bus message for all (one channel)'}`, async () => {
+      const log = new FakeLog();
+      const bus = new FakeBus(perTopic);
+      const hub = hubOver(bus, log, 60_000);
+      const chats = [randomUUID(), randomUUID(), randomUUID()];
+      const readers = await Promise.all(chats.map((chatId) => streamsOf(hub, log, chatId, 1)));
+      const before = bus.published.length;
+      hub.ephemeralMany(
+        'presence',
+        chats.map((chatId, n) => ({ chatId, data: { user_id: `member-${n}`, online: true } })),
+      );
+      const publishes = bus.published.slice(before);
+      assert.equal(publishes.length, perTopic ? 3 : 1, 'bus messages');
+      assert.deepEqual(
+        publishes.flatMap((publish) => publish.topics),
+        chats,
+        'the chats’ topics',
+      );
+      await eventually(() => Promise.resolve(readers.every(([reader]) => reader!.frames.length > 0)));
+      readers.forEach(([reader], n) => {
+        const presence = reader!.frames.filter((frame) => frame.type === 'presence');
+        assert.deepEqual(
+          presence.map((frame) => frame.data),
+          [{ chat_id: chats[n], user_id: `member-${n}`, online: true }],
+          `chat ${n}`,
+        );
+      });
+      hub.shutdown();
+    });
+  }
+});
+
 describe('event hub: a stream that fails to open', () => {
   it('when reading where it starts fails (the database busy), then the stream is gone: not counted, not offered events, not held against the user’s limit', async () => {
     const log = new FakeLog();
@@ -350,7 +384,8 @@ describe('event hub: a bus channel per chat (sharded pub/sub)', () => {
       bus.published.map(({ topics }) => topics.length),
       [1, 2],
     );
-    assert.equal(bus.published[1]!.topics[1], `user:${bus.published[1]!.message.data.user_id as string}`);
+    const join = bus.published[1]!.message as StoredEvent;
+    assert.equal(bus.published[1]!.topics[1], `user:${join.data.user_id as string}`);
     hub.close(reader!.stream);
     assert.deepEqual([...bus.listened], []);
     hub.shutdown();

@@ -6,6 +6,7 @@ import { decodePosition, quietTimes, type Position } from './cursor.js';
 import { ChatFeed, type FeedHost } from './feed.js';
 import {
   isEphemeral,
+  type BusMessage,
   type ChatEvent,
   type EphemeralKind,
   type EventPublisher,
@@ -60,7 +61,7 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
   private readonly cutSeconds: number;
 
   constructor(
-    private readonly bus: Bus<ChatEvent>,
+    private readonly bus: Bus<BusMessage>,
     readonly repository: EventsRepository,
     readonly metrics: Metrics,
     private readonly logger: Logger,
@@ -87,6 +88,24 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
     this.bus.publish([chatTopic(chatId)], { kind, chatId, data: { chat_id: chatId, ...data } });
   }
 
+  /**
+   * Typing or presence in several chats at once (a user in many chats coming online): one bus
+   * message when every instance hears every message, instead of one per chat for every instance to
+   * take in (and Redis to pass on) at once. With a channel per chat, one message per chat still
+   * (an instance hears a message once for each of its topics it listens to).
+   */
+  ephemeralMany(kind: EphemeralKind, items: { chatId: string; data: Record<string, unknown> }[]): void {
+    const events = items.map(({ chatId, data }) => ({ kind, chatId, data: { chat_id: chatId, ...data } }));
+    if (this.bus.perTopic || events.length === 1) {
+      for (const event of events) this.bus.publish([chatTopic(event.chatId)], event);
+    } else if (events.length > 1) {
+      this.bus.publish(
+        events.map((event) => chatTopic(event.chatId)),
+        { kind: 'batch', events },
+      );
+    }
+  }
+
   /** Hears when a user's first stream on this instance opens and their last one closes. */
   onPresence(listener: (userId: string, open: boolean) => void): void {
     this.listeners.push(listener);
@@ -100,7 +119,12 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
     return [...this.byUser.keys()];
   }
 
-  private receive(event: ChatEvent): void {
+  private receive(message: BusMessage): void {
+    if (message.kind === 'batch') {
+      for (const event of message.events) this.receive(event);
+      return;
+    }
+    const event = message;
     const feed = this.feeds.get(event.chatId);
     if (isEphemeral(event)) {
       this.offer(event, feed?.streams);

@@ -4,7 +4,7 @@ import { createBus } from '../../infra/bus.js';
 import type { AppModule, ModuleContext } from '../types.js';
 import { WriteBatcher } from './batcher.js';
 import { EventHub } from './hub.js';
-import type { ChatEvent, EventPublisher } from './model.js';
+import type { BusMessage, EventPublisher } from './model.js';
 import { createPresenceStore } from './presence.js';
 import { EventsRepository } from './repository.js';
 import { eventsRoutes } from './routes.js';
@@ -51,7 +51,7 @@ export function eventsModule(
   // A channel per chat (sharded pub/sub) on a Redis Cluster; anonymous streams (no authentication)
   // get every chat's events, so every instance then hears everything on one channel.
   const anonymous = config.authDisabled || !config.apps.includes('auth');
-  const bus = createBus<ChatEvent>(config.redisUrl, 'messenger:events', logger, { perTopic: !anonymous });
+  const bus = createBus<BusMessage>(config.redisUrl, 'messenger:events', logger, { perTopic: !anonymous });
   const hub = new EventHub(bus, repository, metrics, logger, {
     streamsPerUser: settings.streamsPerUser,
     replayWindowSeconds: settings.replayWindowSeconds,
@@ -65,9 +65,11 @@ export function eventsModule(
   const presence = createPresenceStore(config.redisUrl, settings.presenceTtlSeconds, logger);
 
   const tellPresence = async (userId: string, online: boolean) => {
-    for (const { chatId, memberId } of await repository.membersOf(userId, settings.presenceMaxMembers)) {
-      hub.ephemeral('presence', chatId, { user_id: memberId, online });
-    }
+    const memberships = await repository.membersOf(userId, settings.presenceMaxMembers);
+    hub.ephemeralMany(
+      'presence',
+      memberships.map(({ chatId, memberId }) => ({ chatId, data: { user_id: memberId, online } })),
+    );
   };
   // Going offline waits a little: a client that reconnects at once never looked offline.
   const leaving = new Map<string, NodeJS.Timeout>();

@@ -14,6 +14,18 @@ export interface EphemeralEvent {
   data: Record<string, unknown>;
 }
 
+/**
+ * Typing or presence in several chats at once (a user in many chats coming online or going offline),
+ * as one bus message where every instance hears every message: one publish instead of one per chat.
+ */
+export interface EphemeralBatch {
+  kind: 'batch';
+  events: EphemeralEvent[];
+}
+
+/** What travels the event bus between instances. */
+export type BusMessage = ChatEvent | EphemeralBatch;
+
 export const isEphemeral = (event: ChatEvent): event is EphemeralEvent =>
   event.kind === 'typing' || event.kind === 'presence';
 
