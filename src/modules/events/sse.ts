@@ -53,7 +53,8 @@ class Pending {
 /**
  * A Server-Sent Events response as a stream's sink. Frames are gathered and written by `writes`
  * (several events in one socket write under load); the client is too slow once what waits for it,
- * gathered or buffered by the socket, passes `maxBufferedBytes`.
+ * gathered or buffered by the socket, passes `maxBufferedBytes` with a stored event (typing and
+ * presence past half of it are dropped instead).
  *
  * Once the headers are out (`res.writeHead` and a first `res.write`), frames go to the connection
  * itself: the body is neither chunked nor followed by another response (Connection: close), so the
@@ -78,6 +79,11 @@ export function sseSink(
     transport: 'sse',
     write(frame) {
       if (!open()) return true;
+      const waiting = pending.bytes + socket!.writableLength;
+      // Typing and presence are of the moment: past half the bound they are dropped (the rest is
+      // kept for stored events), never a reason to close a stream. A user in many chats coming
+      // online sends one to each, and a stream that just opened has not read anything yet.
+      if (frame.id === undefined && waiting > settings.maxBufferedBytes / 2) return true;
       if (pending.bytes === 0) writes.mark(target);
       pending.add(frame);
       return pending.bytes + socket!.writableLength <= settings.maxBufferedBytes;

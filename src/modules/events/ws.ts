@@ -46,6 +46,8 @@ function wsSink(ws: WebSocket, maxBufferedBytes: number): Sink {
     transport: 'ws',
     write(frame) {
       if (ws.readyState !== ws.OPEN) return true;
+      // Typing and presence past half the bound are dropped, never a reason to close (as for SSE).
+      if (frame.id === undefined && ws.bufferedAmount > maxBufferedBytes / 2) return true;
       ws.send(wsFrame(frame));
       return ws.bufferedAmount <= maxBufferedBytes;
     },
