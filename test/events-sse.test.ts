@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { WriteBatcher } from '../src/modules/events/batcher.js';
 import type { Frame, Sink } from '../src/modules/events/hub.js';
 import { sseSink } from '../src/modules/events/sse.js';
+import { wsSink } from '../src/modules/events/ws.js';
+import type { WebSocket } from 'ws';
 
 /** An SSE response on a real connection, as the route opens it, and what its client reads. */
 async function sseOver(
@@ -77,5 +79,30 @@ describe('an SSE stream’s bound on what waits for its client', () => {
     } finally {
       sse.close();
     }
+  });
+});
+
+describe('a WebSocket stream’s bound on what waits for its client', () => {
+  it('when typing and presence pile up past half the bound, then they are dropped and the stream stays open; stored events past the bound still close it', () => {
+    // A socket whose client reads nothing: what is sent stays buffered.
+    const sent: string[] = [];
+    const socket = {
+      OPEN: 1,
+      readyState: 1,
+      bufferedAmount: 0,
+      on() {},
+      send(text: string) {
+        sent.push(text);
+        this.bufferedAmount += Buffer.byteLength(text);
+      },
+    };
+    const sink = wsSink(socket as unknown as WebSocket, 4096);
+    for (let n = 0; n < 1000; n++) assert.equal(sink.write(presence(n)), true, `presence ${n} refused`);
+    const presenceKept = sent.length;
+    assert.ok(socket.bufferedAmount <= 2048 + 200, `${socket.bufferedAmount} bytes of presence kept`);
+    let kept = 0;
+    while (kept < 1000 && sink.write(message(kept))) kept++;
+    assert.ok(kept > 10 && kept < 1000, `${kept} stored events before the bound`);
+    assert.equal(sent.length, presenceKept + kept + 1);
   });
 });

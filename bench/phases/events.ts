@@ -372,7 +372,11 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
       (await load('send, 1,000 streams open', options, ctx.load, api.watched)).measured,
     );
     for (const stream of streams.splice(0)) stream.close();
-    await sleep(2000);
+    // Settled before the baseline: every stream closed on both instances, and their users' offline
+    // presence (sent PRESENCE_DEBOUNCE_MS after a user's last stream closes, 3 s) gone out.
+    const closing = Date.now() + 30_000;
+    while ((await sumOf(urls, 'messenger_event_streams_open')) > 0 && Date.now() < closing) await sleep(200);
+    await sleep(3000 + 2000);
     ctx.measured.sendNoStreams = ctx.peaks.keep(
       (await load('send, no streams open', options, ctx.load, api.watched)).measured,
     );

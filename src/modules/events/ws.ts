@@ -39,7 +39,8 @@ function refuse(socket: Duplex, status: number, code: string, headers: Record<st
 const wsFrame = (frame: Frame): string =>
   `{"type":${JSON.stringify(frame.type)},${frame.id ? `"id":${JSON.stringify(frame.id)},` : ''}"data":${dataJson(frame)}}`;
 
-function wsSink(ws: WebSocket, maxBufferedBytes: number): Sink {
+/** A WebSocket as a stream's sink (exported for its tests). */
+export function wsSink(ws: WebSocket, maxBufferedBytes: number): Sink {
   let alive = true;
   ws.on('pong', () => (alive = true));
   return {
