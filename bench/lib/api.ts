@@ -48,15 +48,6 @@ function start(name: string, role: Role, env: NodeJS.ProcessEnv): Service {
   return startService(name, [...flags, ...profiling, MAIN_JS, role], env);
 }
 
-/**
- * The benchmarked API's database pool: as many connections as the pg clients of the straight-SQL
- * ceilings it is compared with (BENCH_CONNECTIONS), unless DB_POOL_MAX is given. Other processes
- * (the consumer, the events phase's second instance) keep the default, within max_connections.
- */
-export function benchPoolMax(settings: Settings): string {
-  return process.env.DB_POOL_MAX ?? String(settings.connections);
-}
-
 function serviceEnv(settings: Settings, port: number, apps: string): NodeJS.ProcessEnv {
   const skip = new Set(['POSTGRES_HOSTS', 'POSTGRES_HOST', 'DATA_DIR']);
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !skip.has(name)));
@@ -98,20 +89,14 @@ export async function deploy(
     await Promise.all(services.splice(0).map((service) => service.stop()));
   };
   if (kind === 'full') {
-    const api = start('api', 'api', {
-      ...serviceEnv(settings, port, 'all'),
-      DB_POOL_MAX: benchPoolMax(settings),
-    });
+    const api = start('api', 'api', serviceEnv(settings, port, 'all'));
     const consumer = start('consumer', 'consumer', serviceEnv(settings, port, 'all'));
     services.push(api, consumer);
     const deployment = { kind, url, api, consumer, watched: { api: api.pid, consumer: consumer.pid }, stop };
     await waitFor(api, `${url}${readyPath}`, auth(token)).catch(failed(stop));
     return deployment;
   }
-  const api = start('api-uncached', 'api', {
-    ...serviceEnv(settings, port, APPS_UNCACHED),
-    DB_POOL_MAX: benchPoolMax(settings),
-  });
+  const api = start('api-uncached', 'api', serviceEnv(settings, port, APPS_UNCACHED));
   services.push(api);
   await waitFor(api, `${url}${readyPath}`, auth(token)).catch(failed(stop));
   return { kind, url, api, watched: { api: api.pid }, stop };

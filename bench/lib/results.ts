@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import type { Context, PhaseReport } from '../phases/phase.js';
-import { APPS_UNCACHED, BUDGET, benchPoolMax } from './api.js';
+import { APPS_UNCACHED, BUDGET } from './api.js';
 import { comparison } from './compare.js';
 import { ROOT } from './db.js';
 import { table, targetList, updateReadme, writeResults, type Row, type Target } from './report.js';
@@ -74,7 +74,7 @@ function methodNotes(ctx: Context, reports: PhaseReport[]): string[] {
   return [
     'The API runs from `dist/` with Postgres, Redis and RabbitMQ (one `consumer` process), every module on, ' +
       `throttling on with budgets raised to ${Number(BUDGET).toLocaleString('en-US')}, \`LOG_LEVEL=${ctx.settings.logLevel}\`, ` +
-      `\`DB_POOL_MAX=${benchPoolMax(ctx.settings)}\` for the API measured (as many connections as the ceilings' pg clients; the consumer and the events phase's second instance keep the default, 10).`,
+      'default pool (`DB_POOL_MAX`).',
     `Ratios are from this one run on a shared machine; the load generator (autocannon, in the runner's process) ` +
       `shares the ${os.cpus().length} cores with the API, Postgres, Redis and RabbitMQ.`,
     ...reports.flatMap((report) => report.notes),
