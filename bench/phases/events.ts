@@ -147,6 +147,12 @@ async function sumOf(urls: string[], name: string): Promise<number> {
   return sum;
 }
 
+/** Waits (30 s at most) until the API processes at `urls` hold no open stream. */
+async function allClosed(urls: string[]): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while ((await sumOf(urls, 'messenger_event_streams_open')) > 0 && Date.now() < deadline) await sleep(200);
+}
+
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 interface Figures {
@@ -229,9 +235,7 @@ async function idle(ctx: Context, api: Deployment): Promise<void> {
   } finally {
     for (const stream of streams) stream.close();
   }
-  const deadline = Date.now() + 30_000;
-  while ((await metric(api.url, 'messenger_event_streams_open')) > 0 && Date.now() < deadline)
-    await sleep(200);
+  await allClosed([api.url]);
 }
 
 /**
@@ -374,8 +378,7 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
     for (const stream of streams.splice(0)) stream.close();
     // Settled before the baseline: every stream closed on both instances, and their users' offline
     // presence (sent PRESENCE_DEBOUNCE_MS after a user's last stream closes, 3 s) gone out.
-    const closing = Date.now() + 30_000;
-    while ((await sumOf(urls, 'messenger_event_streams_open')) > 0 && Date.now() < closing) await sleep(200);
+    await allClosed(urls);
     await sleep(3000 + 2000);
     ctx.measured.sendNoStreams = ctx.peaks.keep(
       (await load('send, no streams open', options, ctx.load, api.watched)).measured,
