@@ -432,6 +432,35 @@ async function recountMessages(db: pg.Pool): Promise<void> {
   );
 }
 
+/**
+ * Puts back the counters that runs moved: a send bumps its chat's activity, message count and last
+ * message and its member's sent count, and deleting the run's messages afterwards does not undo
+ * that. Left so, the chats sent to lead every chat list, pointing at deleted messages, and the
+ * next run reads a different list than the seed made. Recounted for the chats sent to since seeding.
+ */
+export async function restoreCounters(db: pg.Pool, maxSeq: number): Promise<number> {
+  const touched = await db.query<{ id: string }>('SELECT id FROM chats WHERE last_seq > $1', [maxSeq]);
+  if (touched.rowCount === 0) return 0;
+  const ids = touched.rows.map((row) => row.id);
+  await db.query(
+    `UPDATE chats c SET message_count = coalesce(s.n, 0), last_seq = coalesce(s.last_seq, 0),
+            last_activity_at = GREATEST(c.created_at, s.last_at)
+     FROM unnest($1::uuid[]) AS t(id)
+     LEFT JOIN (SELECT chat_id, count(*) AS n, max(seq) AS last_seq, max(created_at) AS last_at
+                FROM messages WHERE chat_id = ANY($1::uuid[]) GROUP BY chat_id) s ON s.chat_id = t.id
+     WHERE c.id = t.id`,
+    [ids],
+  );
+  await db.query(
+    `UPDATE members mb SET sent_count = coalesce(s.n, 0)
+     FROM members m LEFT JOIN (SELECT member_id, count(*) AS n FROM messages
+                               WHERE chat_id = ANY($1::uuid[]) GROUP BY member_id) s ON s.member_id = m.id
+     WHERE m.chat_id = ANY($1::uuid[]) AND mb.id = m.id AND mb.sent_count <> coalesce(s.n, 0)`,
+    [ids],
+  );
+  return ids.length;
+}
+
 const MESSAGE_COLUMNS: [name: string, type: string][] = [
   ['seq', 'bigint'],
   ['chat_id', 'uuid'],
