@@ -239,6 +239,29 @@ redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return {0, 0}`;
 
+// The finish of a task: its fields (ARGV[5] values from ARGV[6] on, as name/value pairs), then its
+// results, replacing any earlier ones; both expire together. A task that is gone (expired
+// unfinished) does not enter its owner's finished set. Results are pushed in slices (Lua's unpack
+// takes a few thousand values at most).
+const FINISH_SCRIPT = `
+local present = redis.call('EXISTS', KEYS[1]) == 1
+local nfields = tonumber(ARGV[5])
+redis.call('DEL', KEYS[2])
+local first = 6 + nfields
+for i = first, #ARGV, 500 do
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6, first - 1))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+if present then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+  redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[2]) * 1000)
+end
+redis.call('PUBLISH', ARGV[4], ARGV[1])
+return 0`;
+
 /**
  * A task is a hash, its results a list read with LRANGE; both expire together. Each owner has two
  * sorted sets of task ids (unfinished, finished) for the per-owner caps.
@@ -342,30 +365,33 @@ class RedisResultStore<R> implements ResultStore<R> {
     });
   }
 
-  /** Writes the outcome, and moves the task from its owner's unfinished set to the finished one. */
+  /**
+   * Writes the outcome, moves the task from its owner's unfinished set to the finished one and
+   * announces it: one script, one round trip (the finish is on every search's critical path).
+   */
   private finish(
     taskId: string,
     owner: string | null,
     fields: Record<string, string | number>,
     results: R[],
   ): Promise<void> {
-    const taskKey = this.taskKey(taskId, owner);
-    const hitsKey = this.hitsKey(taskId, owner);
+    const pairs = Object.entries(fields).flat();
     return this.call(async () => {
-      // A task that is gone (expired unfinished) does not enter its owner's finished set.
-      const present = (await this.redis.client.exists(taskKey)) === 1;
-      const transaction = this.redis.client.multi().del(hitsKey);
-      if (results.length) transaction.rpush(hitsKey, ...results.map((result) => JSON.stringify(result)));
-      transaction.hset(taskKey, fields).expire(taskKey, this.ttlSeconds).expire(hitsKey, this.ttlSeconds);
-      if (present) {
-        const expiresAt = Date.now() + this.ttlSeconds * 1000;
-        transaction
-          .zrem(this.liveKey(owner), taskId)
-          .zadd(this.doneKey(owner), expiresAt, taskId)
-          .pexpire(this.doneKey(owner), this.ttlSeconds * 1000);
-      }
-      transaction.publish(this.doneChannel, taskId);
-      await transaction.exec();
+      await this.redis.client.eval(
+        FINISH_SCRIPT,
+        4,
+        this.taskKey(taskId, owner),
+        this.hitsKey(taskId, owner),
+        this.liveKey(owner),
+        this.doneKey(owner),
+        taskId,
+        this.ttlSeconds,
+        Date.now() + this.ttlSeconds * 1000,
+        this.doneChannel,
+        pairs.length,
+        ...pairs,
+        ...results.map((result) => JSON.stringify(result)),
+      );
     });
   }
 

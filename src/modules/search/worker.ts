@@ -73,17 +73,31 @@ export function createSearchWorker(
 
   return async (job) => {
     const owner = job.userId;
-    if (!(await results.start(job.taskId, owner))) return;
+    // The query runs while the task is marked started: a job whose task is finished or gone (a
+    // redelivery, a task removed after its publish failed) drops what the query found, and every
+    // other job is one Redis round trip sooner done.
+    const found = run({
+      query: job.query,
+      userId: job.userId,
+      chatId: job.chatId,
+      memberId: job.memberId,
+      after: job.after ? new Date(job.after) : undefined,
+      before: job.before ? new Date(job.before) : undefined,
+    });
+    let started: boolean;
+    try {
+      started = await results.start(job.taskId, owner);
+    } catch (error) {
+      found.catch(() => undefined);
+      throw error;
+    }
+    if (!started) {
+      await found.catch(() => undefined);
+      return;
+    }
     let outcome: StoredHit[] | { error: string };
     try {
-      outcome = await run({
-        query: job.query,
-        userId: job.userId,
-        chatId: job.chatId,
-        memberId: job.memberId,
-        after: job.after ? new Date(job.after) : undefined,
-        before: job.before ? new Date(job.before) : undefined,
-      });
+      outcome = await found;
     } catch (error) {
       logger.error({ err: error, taskId: job.taskId }, 'search job failed');
       metrics?.searchJobs.inc({ outcome: 'internal-error' });
