@@ -7,6 +7,7 @@ import { http as load } from '../lib/load.js';
 import { formatMs, formatRatio, formatRps, type Row, type Target } from '../lib/report.js';
 import { cpuSeconds, rssMb, sleep } from '../lib/services.js';
 import { Samples, type LatencySummary } from '../lib/stats.js';
+import { StreamReaders, wallNow } from '../lib/stream-readers.js';
 import { httpRow, scenario, type Context, type Phase, type PhaseReport } from './phase.js';
 
 const IDLE_STREAMS = Number(process.env.BENCH_EVENTS_STREAMS ?? 10_000);
@@ -21,6 +22,8 @@ const HOLD_MS = 5000;
 const OPEN_BATCH = 200;
 /** One fan-out stream in this many is parsed and timed; the others are read and discarded (the bench's own CPU). */
 const PROBE_EVERY = 10;
+/** Processes reading the fan-out streams (clients of their own, as in life: see stream-readers.ts). */
+const READER_PROCESSES = 2;
 
 /** An SSE stream the bench reads: each `message` event's text handed to `onMessage`. */
 interface Stream {
@@ -183,9 +186,9 @@ interface Figures {
     latency: LatencySummary;
     /** The POSTs' own round trips (the send's answer, before any stream hears of it). */
     sendLatency: LatencySummary;
-    /** Event-loop delay p99 (ms) meanwhile: the bench's (it times sends and arrivals), each API's (prom-client's gauge). */
+    /** Event-loop delay p99 (ms) meanwhile: the bench's (it sends and times the answers), each API's (prom-client's gauge). */
     loops: { benchP99: number; apiP99: number; api2P99: number };
-    /** CPU time (user + system) over the send window: each API instance, and the bench reading the streams. */
+    /** CPU time (user + system) over the send window: each API instance, and the processes reading the streams. */
     cpu: { api: number; api2: number; bench: number; windowSeconds: number };
   };
   resume?: {
@@ -260,35 +263,35 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
   );
   const second = await startApi(ctx.settings, 'api-2', `/v1/chats/${chatId}/messages?limit=1`, tokens[0]!);
   const urls = [api.url, second.url];
-  const sentAt = new Map<number, number>();
-  const latency = new Samples();
-  let received = 0;
-  const onMessage = (text: string) => {
-    const match = /^fan-out (\d+)$/.exec(text);
-    const at = match && sentAt.get(Number(match[1]));
-    if (at === undefined || at === null) return;
-    latency.add(performance.now() - at);
-    received++;
-  };
-  let streams: Stream[] = [];
+  const readers = await StreamReaders.start(READER_PROCESSES);
+  let open = false;
   try {
-    process.stderr.write(`events: ${FANOUT_STREAMS} streams of ${members.length} members over 2 instances\n`);
-    const probes = await openMany(
-      FANOUT_STREAMS / PROBE_EVERY,
-      (i) => ({ url: urls[i % 2]!, token: tokens[(i * PROBE_EVERY) % tokens.length]! }),
-      onMessage,
+    process.stderr.write(
+      `events: ${FANOUT_STREAMS} streams of ${members.length} members over 2 instances, read by ${READER_PROCESSES} processes\n`,
     );
-    const rest = await openMany(FANOUT_STREAMS - probes.length, (i) => ({
-      url: urls[i % 2]!,
-      token: tokens[i % tokens.length]!,
-    }));
-    streams = [...probes, ...rest];
+    const probes = FANOUT_STREAMS / PROBE_EVERY;
+    const targets = Array.from({ length: FANOUT_STREAMS }, (_, i) => {
+      const probe = i < probes;
+      const token = probe
+        ? tokens[(i * PROBE_EVERY) % tokens.length]!
+        : tokens[(i - probes) % tokens.length]!;
+      return { url: `${urls[i % 2]!}/v1/events`, headers: auth(token), probe };
+    });
+    open = true;
+    const opened = await readers.open(targets, OPEN_BATCH / READER_PROCESSES, OPEN_ATTEMPTS);
+    reopened += opened.reopened;
+    const refused = opened.statuses.filter((status) => status !== 200);
+    if (refused.length) {
+      const statuses = [...new Set(refused)].join(', ');
+      throw new Error(`${refused.length} of ${FANOUT_STREAMS} event streams were refused (HTTP ${statuses})`);
+    }
     const readBack = async () => ({
       replayed: await sumOf(urls, 'messenger_events_replayed_total'),
       filled: await sumOf(urls, 'messenger_events_filled_total'),
     });
     const before = await readBack();
     await sleep(1000);
+    await readers.take();
     const total = FANOUT_RATE * FANOUT_SECONDS;
     const sends: Promise<void>[] = [];
     const failures: string[] = [];
@@ -299,7 +302,7 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
     const cpuBefore = {
       api: cpuSeconds(api.api.pid),
       api2: cpuSeconds(second.pid),
-      bench: process.cpuUsage(),
+      readers: await readers.cpuSeconds(),
     };
     const started = performance.now();
     for (let n = 0; n < total; n++) {
@@ -308,12 +311,12 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
       if (wait > 0) await sleep(wait);
       const k = n % members.length;
       const at = performance.now();
-      sentAt.set(n, at);
       sends.push(
         fetch(`${urls[n % 2]}/v1/chats/${chatId}/messages?user_id=${members[k]!.id}`, {
           method: 'POST',
           headers: { ...auth(tokens[k]!), 'Content-Type': 'application/json' },
-          body: JSON.stringify({ message: `fan-out ${n}` }),
+          // When it was sent, on the clock the readers share: they time the arrival.
+          body: JSON.stringify({ message: `fan-out ${n} ${wallNow().toFixed(3)}` }),
         }).then(
           async (response) => {
             const body = await response.text();
@@ -330,30 +333,32 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
       ctx.notes.push(`Fan-out: ${failures.length} of ${total} sends failed, first: ${failures[0]}`);
       process.stderr.write(`events: ${failures.length} sends failed, first: ${failures[0]}\n`);
     }
-    const expected = (total - failures.length) * probes.length;
+    const expected = (total - failures.length) * probes;
     const deadline = Date.now() + 20_000;
-    while (received < expected && Date.now() < deadline) await sleep(100);
+    while ((await readers.received()) < expected && Date.now() < deadline) await sleep(100);
     benchLoop.disable();
     const loops = {
       benchP99: benchLoop.percentile(99) / 1e6,
       apiP99: (await metric(api.url, 'nodejs_eventloop_lag_p99_seconds')) * 1000,
       api2P99: (await metric(second.url, 'nodejs_eventloop_lag_p99_seconds')) * 1000,
     };
-    const benchCpu = process.cpuUsage(cpuBefore.bench);
     const cpu = {
       api: (cpuSeconds(api.api.pid) ?? 0) - (cpuBefore.api ?? 0),
       api2: (cpuSeconds(second.pid) ?? 0) - (cpuBefore.api2 ?? 0),
-      bench: (benchCpu.user + benchCpu.system) / 1e6,
+      bench: (await readers.cpuSeconds()) - cpuBefore.readers,
       windowSeconds: (performance.now() - started) / 1000,
     };
+    const { latencies, received } = await readers.take();
+    const latency = new Samples();
+    for (const ms of latencies) latency.add(ms);
     const after = await readBack();
     figures.fanout = {
-      probes: probes.length,
+      probes,
       failures: failures.length,
       replayed: after.replayed - before.replayed,
       filled: after.filled - before.filled,
       members: members.length,
-      streams: streams.length,
+      streams: FANOUT_STREAMS,
       sent: total - failures.length,
       received,
       expected,
@@ -375,7 +380,8 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
     ctx.measured.sendStreamsOpen = ctx.peaks.keep(
       (await load('send, 1,000 streams open', options, ctx.load, api.watched)).measured,
     );
-    for (const stream of streams.splice(0)) stream.close();
+    await readers.closeStreams();
+    open = false;
     // Settled before the baseline: every stream closed on both instances, and their users' offline
     // presence (sent PRESENCE_DEBOUNCE_MS after a user's last stream closes, 3 s) gone out.
     await allClosed(urls);
@@ -384,7 +390,8 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
       (await load('send, no streams open', options, ctx.load, api.watched)).measured,
     );
   } finally {
-    for (const stream of streams) stream.close();
+    if (open) await readers.closeStreams().catch(() => undefined);
+    await readers.stop();
     await second.stop();
     await ctx.db.query('DELETE FROM sessions WHERE token_hash = ANY($1::text[])', [tokens.map(sha256)]);
   }
@@ -510,9 +517,9 @@ function report(ctx: Context): PhaseReport {
         `${f.sent + f.failures} sends failed; events read back from the database by the instances: ` +
         `${f.filled.toLocaleString('en-US')} once per chat (gaps the bus left), ${f.replayed.toLocaleString('en-US')} per stream; ` +
         `the sends answered in p50 ${formatMs(f.sendLatency.p50)} ms, p99 ${formatMs(f.sendLatency.p99)} ms; ` +
-        `event-loop delay p99: the bench ${formatMs(f.loops.benchP99)} ms, the APIs ${formatMs(f.loops.apiP99)} and ` +
+        `event-loop delay p99: the bench (sending) ${formatMs(f.loops.benchP99)} ms, the APIs ${formatMs(f.loops.apiP99)} and ` +
         `${formatMs(f.loops.api2P99)} ms; ` +
-        `CPU per event and stream (the two instances; the bench reading them): ` +
+        `CPU per event and stream (the two instances; the ${READER_PROCESSES} processes reading them): ` +
         `${microsPerFrame(f.cpu.api + f.cpu.api2, f)} µs; ${microsPerFrame(f.cpu.bench, f)} µs ` +
         `(${f.cpu.api.toFixed(1)} + ${f.cpu.api2.toFixed(1)} s; ${f.cpu.bench.toFixed(1)} s over ${f.cpu.windowSeconds.toFixed(1)} s)`,
       met: f.latency.p99 < 100 && f.received === f.expected,
