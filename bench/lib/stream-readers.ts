@@ -91,6 +91,9 @@ function openStream(
   });
 }
 
+/** The answers to an open that a client tries again after a pause. */
+const RETRIED = new Set([408, 503]);
+
 function child(): void {
   const streams: { close(): void }[] = [];
   let latencies: number[] = [];
@@ -109,10 +112,12 @@ function child(): void {
     for (let start = 0; start < targets.length; start += batch) {
       const opened = await Promise.all(
         targets.slice(start, start + batch).map(async (target) => {
-          // A 503 while a burst opens (the pool busy with their first reads) is tried again.
+          // A 503 while a burst opens (the pool busy with their first reads) is tried again, and a
+          // 408 (the request's headers not read within HTTP_HEADERS_TIMEOUT_MS: once, in a run
+          // whose instances were saturated by the burst) too, as a client would.
           for (let attempt = 1; ; attempt++) {
             const stream = await openStream(target, target.probe ? onText : undefined);
-            if (stream.status !== 503 || attempt === attempts) return stream;
+            if (!RETRIED.has(stream.status) || attempt === attempts) return stream;
             stream.close();
             reopened++;
             await sleep(500 * attempt);

@@ -575,7 +575,8 @@ function report(ctx: Context): PhaseReport {
         '(the replay batch) + 1; transactions = the xact_commit delta of pg_stat_database for the bench database, ' +
         'which includes the stream’s own opening reads (session, chats) and anything else on that database.',
       `Opening: a stream refused with 503 while a burst of ${OPEN_BATCH} opens (the pool busy with their first ` +
-        `reads) is opened again, up to ${OPEN_ATTEMPTS} tries: ${reopened} retried in this run.`,
+        `reads; for the fan-out's readers a 408 too) is opened again, up to ${OPEN_ATTEMPTS} tries: ` +
+        `${reopened} retried in this run.`,
     ],
     json: { events: figures },
   };
