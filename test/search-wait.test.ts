@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { startConsumer } from '../src/consumer.js';
 import { createLogger } from '../src/infra/logger.js';
-import { createResultStore, type ResultStore } from '../src/infra/results.js';
+import { createResultStore, TaskLimitError, type ResultStore } from '../src/infra/results.js';
 import { sharedApp, startApp, type TestApp } from './support/app.js';
 import { badParameters, memberOfNewChat, registerAndLogin, send, unique } from './support/fixtures.js';
 import { profile } from './support/profile.js';
@@ -52,6 +52,89 @@ describe('search status long poll (GET …/status/{task_id}?wait=)', function ()
     const taskId = await createTask(app, owner, { message: freshWord() });
     const res = await app.api.get(`/v1/chats/search/status/${taskId}?wait=30`).set(other.auth).expect(404);
     assert.equal(res.body.message, 'task-not-found');
+  });
+});
+
+/**
+ * Finishing a task (in Redis, one script): the outcome replaces earlier results, and the task moves
+ * from its owner's unfinished tasks to the finished ones, which count against SEARCH_MAX_STORED_TASKS
+ * until they expire; a task that is gone when its job finishes is not counted.
+ */
+describe('result store: finishing a task', function () {
+  this.timeout(30_000);
+  const redisUrl = profile.env.REDIS_URL;
+  const stores: ResultStore<string>[] = [];
+  const open = (limits = LIMITS) => {
+    const store = createResultStore<string>(
+      { redisUrl, ttlSeconds: 60, name: 'test results', keyPrefix: unique('finish'), limits },
+      createLogger('silent'),
+    );
+    stores.push(store);
+    return store;
+  };
+  /** Connected before use: a store fails fast (no offline queue) while it connects. */
+  const connected = async (store: ResultStore<string>) => {
+    await eventually(
+      () =>
+        store.get(randomUUID(), null).then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+    );
+    return store;
+  };
+  const task = (ownerId: string) => ({ id: randomUUID(), ownerId, status: 'WAITING' as const });
+  const refusal = (error: unknown) => {
+    assert.ok(error instanceof TaskLimitError, `not a TaskLimitError: ${String(error)}`);
+    return error.reason;
+  };
+
+  after(async () => {
+    await Promise.all(stores.map((store) => store.close()));
+  });
+
+  it('when a task succeeds with 1,234 results, then all are read back in order; a second finish replaces them', async () => {
+    const store = await connected(open());
+    const owner = randomUUID();
+    const mine = task(owner);
+    await store.create(mine);
+    const results = Array.from({ length: 1234 }, (_, i) => `hit-${i}`);
+    await store.succeed(mine.id, owner, results);
+    assert.deepEqual(await store.results(mine.id, owner, 0, 2000), results);
+    assert.deepEqual(await store.results(mine.id, owner, 1000, 300), results.slice(1000, 1300));
+    const stored = await store.get(mine.id, owner);
+    assert.equal(stored?.status, 'SUCCESS', 'status after the first finish');
+    assert.equal(stored.total, 1234);
+
+    await store.succeed(mine.id, owner, ['again']);
+    assert.deepEqual(await store.results(mine.id, owner, 0, 2000), ['again']);
+    assert.equal((await store.get(mine.id, owner))?.total, 1);
+  });
+
+  it('when tasks finish, then they count as stored: past SEARCH_MAX_STORED_TASKS a new one is refused', async () => {
+    const store = await connected(open({ ...LIMITS, maxLive: 2, maxStored: 3 }));
+    const owner = randomUUID();
+    const [first, second, third] = [task(owner), task(owner), task(owner)];
+    await store.create(first);
+    await store.create(second);
+    assert.equal(await store.create(task(owner)).catch(refusal), 'live', 'a third unfinished task');
+    await store.succeed(first.id, owner, ['a']);
+    await store.fail(second.id, owner, 'timeout');
+    // Two finished and one unfinished: the owner holds three.
+    await store.create(third);
+    assert.equal(await store.create(task(owner)).catch(refusal), 'stored', 'a fourth task held');
+  });
+
+  it('when a task is gone before its job finishes, then the late finish does not count against its owner', async () => {
+    const store = await connected(open({ ...LIMITS, maxLive: 5, maxStored: 3 }));
+    const owner = randomUUID();
+    const gone = task(owner);
+    await store.create(gone);
+    await store.remove(gone.id, owner);
+    await store.succeed(gone.id, owner, ['late']);
+    for (let n = 0; n < 3; n++) await store.create(task(owner));
+    assert.equal(await store.create(task(owner)).catch(refusal), 'stored', 'a fourth task held');
   });
 });
 
