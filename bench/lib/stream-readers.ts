@@ -39,20 +39,29 @@ interface Taken {
   received: number;
 }
 
-// ---------------------------------------------------------------------------------- the child side
+// ------------------------------------------------------------------------- opening an SSE stream
 
-function openStream(
-  target: Target,
+/** An SSE stream read over a raw connection. */
+export interface SseStream {
+  status: number;
+  close(): void;
+}
+
+/**
+ * Opens `url` as an SSE stream; each `message` event's text goes to `onText`, else what comes is
+ * read and dropped. A raw connection, not node:http: the bench reads thousands of streams on the
+ * same 2 cores as the API, and an HTTP client's machinery would cost more than the reads. The
+ * stream's body is neither chunked nor compressed (the API writes frames as they are).
+ */
+export function openStream(
+  url: string,
+  headers: Record<string, string>,
   onText?: (text: string) => void,
-): Promise<{ status: number; close(): void }> {
-  // A raw connection, not node:http: the stream's body is neither chunked nor compressed (the API
-  // writes frames as they are), and an HTTP client's machinery would cost more than the reads.
-  const { hostname, port, pathname, search } = new URL(target.url);
-  const lines = Object.entries({
-    Host: `${hostname}:${port}`,
-    Accept: 'text/event-stream',
-    ...target.headers,
-  }).map(([name, value]) => `${name}: ${value}\r\n`);
+): Promise<SseStream> {
+  const { hostname, port, pathname, search } = new URL(url);
+  const lines = Object.entries({ Host: `${hostname}:${port}`, Accept: 'text/event-stream', ...headers }).map(
+    ([name, value]) => `${name}: ${value}\r\n`,
+  );
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(port), hostname);
     socket.write(`GET ${pathname}${search} HTTP/1.1\r\n${lines.join('')}\r\n`);
@@ -91,8 +100,33 @@ function openStream(
   });
 }
 
-/** The answers to an open that a client tries again after a pause. */
+/**
+ * The answers to an open that a client tries again after a pause: a 503 while a burst opens (the
+ * pool busy with their first reads), and a 408 (the request's headers not read within
+ * HTTP_HEADERS_TIMEOUT_MS: once, in a run whose instances were saturated by the burst).
+ */
 const RETRIED = new Set([408, 503]);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** openStream, again after a pause (500 ms × the attempt) while the answer is one RETRIED, `attempts` times at most. */
+export async function openRetrying(
+  url: string,
+  headers: Record<string, string>,
+  attempts: number,
+  onText?: (text: string) => void,
+  onRetry?: () => void,
+): Promise<SseStream> {
+  for (let attempt = 1; ; attempt++) {
+    const stream = await openStream(url, headers, onText);
+    if (!RETRIED.has(stream.status) || attempt === attempts) return stream;
+    stream.close();
+    onRetry?.();
+    await sleep(500 * attempt);
+  }
+}
+
+// ---------------------------------------------------------------------------------- the child side
 
 function child(): void {
   const streams: { close(): void }[] = [];
@@ -104,25 +138,23 @@ function child(): void {
     latencies.push(wallNow() - at);
     received++;
   };
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const reply = (message: unknown) => process.send!(message);
   async function open({ targets, batch, attempts }: Extract<Request, { op: 'open' }>): Promise<Opened> {
     const statuses: number[] = [];
     let reopened = 0;
     for (let start = 0; start < targets.length; start += batch) {
       const opened = await Promise.all(
-        targets.slice(start, start + batch).map(async (target) => {
-          // A 503 while a burst opens (the pool busy with their first reads) is tried again, and a
-          // 408 (the request's headers not read within HTTP_HEADERS_TIMEOUT_MS: once, in a run
-          // whose instances were saturated by the burst) too, as a client would.
-          for (let attempt = 1; ; attempt++) {
-            const stream = await openStream(target, target.probe ? onText : undefined);
-            if (!RETRIED.has(stream.status) || attempt === attempts) return stream;
-            stream.close();
-            reopened++;
-            await sleep(500 * attempt);
-          }
-        }),
+        targets
+          .slice(start, start + batch)
+          .map((target) =>
+            openRetrying(
+              target.url,
+              target.headers,
+              attempts,
+              target.probe ? onText : undefined,
+              () => reopened++,
+            ),
+          ),
       );
       for (const stream of opened) {
         streams.push(stream);

@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { auth, startApi, type Deployment } from '../lib/api.js';
 import { BENCH_DATABASE_URL } from '../lib/db.js';
@@ -7,7 +6,7 @@ import { http as load } from '../lib/load.js';
 import { formatMs, formatRatio, formatRps, type Row, type Target } from '../lib/report.js';
 import { cpuSeconds, rssMb, sleep } from '../lib/services.js';
 import { Samples, type LatencySummary } from '../lib/stats.js';
-import { StreamReaders, wallNow } from '../lib/stream-readers.js';
+import { openRetrying, openStream, StreamReaders, wallNow, type SseStream } from '../lib/stream-readers.js';
 import { httpRow, scenario, type Context, type Phase, type PhaseReport } from './phase.js';
 
 const IDLE_STREAMS = Number(process.env.BENCH_EVENTS_STREAMS ?? 10_000);
@@ -25,89 +24,21 @@ const PROBE_EVERY = 10;
 /** Processes reading the fan-out streams (clients of their own, as in life: see stream-readers.ts). */
 const READER_PROCESSES = 2;
 
-/** An SSE stream the bench reads: each `message` event's text handed to `onMessage`. */
-interface Stream {
-  status: number;
-  close(): void;
-}
-
-function openStream(
-  url: string,
-  headers: Record<string, string>,
-  onMessage?: (text: string) => void,
-): Promise<Stream> {
-  // A raw connection, not node:http: the bench reads a thousand streams on the same 2 cores as the
-  // API, and an HTTP client's parser and stream machinery would cost it more than the reads. The
-  // stream's body is neither chunked nor compressed (the API writes frames as they are).
-  const { hostname, port, pathname, search } = new URL(url);
-  const lines = Object.entries({ Host: `${hostname}:${port}`, Accept: 'text/event-stream', ...headers }).map(
-    ([name, value]) => `${name}: ${value}\r\n`,
-  );
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(port), hostname);
-    socket.write(`GET ${pathname}${search} HTTP/1.1\r\n${lines.join('')}\r\n`);
-    socket.setEncoding('latin1');
-    let head = '';
-    let body = '';
-    let status = 0;
-    const onData = (chunk: string) => {
-      if (status === 0) {
-        head += chunk;
-        const end = head.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        status = Number(head.slice(9, 12));
-        body = head.slice(end + 4);
-        head = '';
-        resolve({ status, close: () => socket.destroy() });
-        if (!onMessage) {
-          // Read and dropped from now on.
-          socket.removeListener('data', onData);
-          socket.on('data', () => undefined);
-          return;
-        }
-      } else body += chunk;
-      let end: number;
-      while ((end = body.indexOf('\n\n')) >= 0) {
-        const block = body.slice(0, end);
-        body = body.slice(end + 2);
-        if (!block.includes('event: message\n')) continue;
-        // The frames are UTF-8 read as latin1: the bench's texts are ASCII.
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (data) onMessage!((JSON.parse(data) as { text: string }).text);
-      }
-    };
-    socket.on('data', onData);
-    socket.on('error', (error) => (status === 0 ? reject(error) : undefined));
-    socket.on('close', () => (status === 0 ? reject(new Error('closed before the headers')) : undefined));
-  });
-}
-
-/** Streams refused with 503 while a burst of them opens (the pool busy with their first reads), retried. */
+/** Streams refused while a burst of them opens (openRetrying), opened again. */
 let reopened = 0;
 const OPEN_ATTEMPTS = 3;
-
-/** Opens one stream, again after a pause when the API answers 503 (at most OPEN_ATTEMPTS times). */
-async function openRetrying(url: string, token: string, onMessage?: (text: string) => void): Promise<Stream> {
-  for (let attempt = 1; ; attempt++) {
-    const stream = await openStream(`${url}/v1/events`, auth(token), onMessage);
-    if (stream.status !== 503 || attempt === OPEN_ATTEMPTS) return stream;
-    stream.close();
-    reopened++;
-    await sleep(500 * attempt);
-  }
-}
 
 /** Opens `count` streams, `OPEN_BATCH` at a time; the i-th from `target(i)`. */
 async function openMany(
   count: number,
   target: (i: number) => { url: string; token: string },
   onMessage?: (text: string) => void,
-): Promise<Stream[]> {
-  const streams: Stream[] = [];
+): Promise<SseStream[]> {
+  const streams: SseStream[] = [];
   for (let start = 0; start < count; start += OPEN_BATCH) {
     const batch = Array.from({ length: Math.min(OPEN_BATCH, count - start) }, (_, k) => {
       const { url, token } = target(start + k);
-      return openRetrying(url, token, onMessage);
+      return openRetrying(`${url}/v1/events`, auth(token), OPEN_ATTEMPTS, onMessage, () => reopened++);
     });
     streams.push(...(await Promise.all(batch)));
   }
@@ -574,9 +505,8 @@ function report(ctx: Context): PhaseReport {
         'send writes), then a stream opened with a Last-Event-ID from before them. Batch reads = replayed / 1,000 ' +
         '(the replay batch) + 1; transactions = the xact_commit delta of pg_stat_database for the bench database, ' +
         'which includes the stream’s own opening reads (session, chats) and anything else on that database.',
-      `Opening: a stream refused with 503 while a burst of ${OPEN_BATCH} opens (the pool busy with their first ` +
-        `reads; for the fan-out's readers a 408 too) is opened again, up to ${OPEN_ATTEMPTS} tries: ` +
-        `${reopened} retried in this run.`,
+      `Opening: a stream refused with 503 (or 408) while a burst of ${OPEN_BATCH} opens (the pool busy with ` +
+        `their first reads) is opened again, up to ${OPEN_ATTEMPTS} tries: ${reopened} retried in this run.`,
     ],
     json: { events: figures },
   };
