@@ -11,6 +11,19 @@ import { eventually } from './support/spawn.js';
 
 const LIMITS = { maxLive: 4, maxStored: 30, maxBytes: 1_000_000, reserveBytes: 1000 };
 
+/** The store once it answers: a store fails fast (no offline queue) while it connects. */
+async function connected(store: ResultStore<string>): Promise<ResultStore<string>> {
+  await eventually(
+    () =>
+      store.get(randomUUID(), null).then(
+        () => true,
+        () => false,
+      ),
+    10_000,
+  );
+  return store;
+}
+
 /** A word no other message of any run holds, so a search for it finds exactly what this test sent. */
 const freshWord = () => `zw${randomUUID().replace(/-/g, '').slice(0, 12)}`;
 
@@ -70,18 +83,6 @@ describe('result store: finishing a task', function () {
       createLogger('silent'),
     );
     stores.push(store);
-    return store;
-  };
-  /** Connected before use: a store fails fast (no offline queue) while it connects. */
-  const connected = async (store: ResultStore<string>) => {
-    await eventually(
-      () =>
-        store.get(randomUUID(), null).then(
-          () => true,
-          () => false,
-        ),
-      10_000,
-    );
     return store;
   };
   const task = (ownerId: string) => ({ id: randomUUID(), ownerId, status: 'WAITING' as const });
@@ -165,17 +166,7 @@ describe('result store: watching a task finish', function () {
   before(async () => {
     reader = open();
     writer = redisUrl ? open() : reader;
-    // Connected before the tests: a store fails fast (no offline queue) while it connects.
-    for (const store of [reader, writer]) {
-      await eventually(
-        () =>
-          store.get(randomUUID(), null).then(
-            () => true,
-            () => false,
-          ),
-        10_000,
-      );
-    }
+    for (const store of [reader, writer]) await connected(store);
   });
 
   after(async () => {
