@@ -88,7 +88,9 @@ export function createSearchWorker(
     try {
       started = await results.start(job.taskId, owner);
     } catch (error) {
-      found.catch(() => undefined);
+      // The job goes back to the queue once its query is over: the consumer never runs more
+      // queries than the jobs it holds (a Redis outage would otherwise pile up abandoned ones).
+      await found.catch(() => undefined);
       throw error;
     }
     if (!started) {
