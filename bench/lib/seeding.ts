@@ -415,20 +415,29 @@ async function loadMessages(
 }
 
 /**
- * The load runs without triggers (replica role), so the counters the messages trigger keeps (chat
- * activity and message counts, members' sent counts: the chat list and unread counts) are set here.
+ * Sets the counters the messages trigger keeps (chat activity and message counts, members' sent
+ * counts: the chat list and unread counts) from the messages themselves: for every chat after the
+ * load, which runs without triggers (replica role), or for `chatIds` only.
  */
-async function recountMessages(db: pg.Pool): Promise<void> {
+async function recountMessages(db: pg.Pool, chatIds?: string[]): Promise<void> {
+  const only = chatIds ? 'WHERE chat_id = ANY($1::uuid[])' : '';
+  const chatsOnly = chatIds ? 'WHERE id = ANY($1::uuid[])' : '';
+  const values = chatIds ? [chatIds] : [];
   await db.query(
-    `UPDATE chats c SET message_count = s.n, last_seq = s.last_seq, last_activity_at = GREATEST(c.created_at, s.last_at)
-     FROM (SELECT chat_id, count(*) AS n, max(seq) AS last_seq, max(created_at) AS last_at
-           FROM messages GROUP BY chat_id) s
-     WHERE s.chat_id = c.id`,
+    `UPDATE chats c SET message_count = coalesce(s.n, 0), last_seq = coalesce(s.last_seq, 0),
+            last_activity_at = GREATEST(c.created_at, s.last_at)
+     FROM (SELECT id FROM chats ${chatsOnly}) t
+     LEFT JOIN (SELECT chat_id, count(*) AS n, max(seq) AS last_seq, max(created_at) AS last_at
+                FROM messages ${only} GROUP BY chat_id) s ON s.chat_id = t.id
+     WHERE c.id = t.id`,
+    values,
   );
   await db.query(
-    `UPDATE members mb SET sent_count = s.n
-     FROM (SELECT member_id, count(*) AS n FROM messages GROUP BY member_id) s
-     WHERE s.member_id = mb.id`,
+    `UPDATE members mb SET sent_count = coalesce(s.n, 0)
+     FROM (SELECT id FROM members ${only}) m
+     LEFT JOIN (SELECT member_id, count(*) AS n FROM messages ${only} GROUP BY member_id) s ON s.member_id = m.id
+     WHERE mb.id = m.id AND mb.sent_count <> coalesce(s.n, 0)`,
+    values,
   );
 }
 
@@ -441,24 +450,11 @@ async function recountMessages(db: pg.Pool): Promise<void> {
 export async function restoreCounters(db: pg.Pool, maxSeq: number): Promise<number> {
   const touched = await db.query<{ id: string }>('SELECT id FROM chats WHERE last_seq > $1', [maxSeq]);
   if (touched.rowCount === 0) return 0;
-  const ids = touched.rows.map((row) => row.id);
-  await db.query(
-    `UPDATE chats c SET message_count = coalesce(s.n, 0), last_seq = coalesce(s.last_seq, 0),
-            last_activity_at = GREATEST(c.created_at, s.last_at)
-     FROM unnest($1::uuid[]) AS t(id)
-     LEFT JOIN (SELECT chat_id, count(*) AS n, max(seq) AS last_seq, max(created_at) AS last_at
-                FROM messages WHERE chat_id = ANY($1::uuid[]) GROUP BY chat_id) s ON s.chat_id = t.id
-     WHERE c.id = t.id`,
-    [ids],
+  await recountMessages(
+    db,
+    touched.rows.map((row) => row.id),
   );
-  await db.query(
-    `UPDATE members mb SET sent_count = coalesce(s.n, 0)
-     FROM members m LEFT JOIN (SELECT member_id, count(*) AS n FROM messages
-                               WHERE chat_id = ANY($1::uuid[]) GROUP BY member_id) s ON s.member_id = m.id
-     WHERE m.chat_id = ANY($1::uuid[]) AND mb.id = m.id AND mb.sent_count <> coalesce(s.n, 0)`,
-    [ids],
-  );
-  return ids.length;
+  return touched.rows.length;
 }
 
 const MESSAGE_COLUMNS: [name: string, type: string][] = [
