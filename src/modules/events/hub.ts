@@ -85,7 +85,7 @@ export class EventHub implements EventPublisher, StreamHost, FeedHost {
 
   /** A typing or presence event: delivered to the streams open now, never stored. */
   ephemeral(kind: EphemeralKind, chatId: string, data: Record<string, unknown>): void {
-    this.bus.publish([chatTopic(chatId)], { kind, chatId, data: { chat_id: chatId, ...data } });
+    this.ephemeralMany(kind, [{ chatId, data }]);
   }
 
   /**
