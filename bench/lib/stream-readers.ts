@@ -36,7 +36,6 @@ interface Opened {
 }
 interface Taken {
   latencies: number[];
-  received: number;
 }
 
 // ------------------------------------------------------------------------- opening an SSE stream
@@ -131,12 +130,10 @@ export async function openRetrying(
 function child(): void {
   const streams: { close(): void }[] = [];
   let latencies: number[] = [];
-  let received = 0;
   const onText = (text: string) => {
     const at = Number(text.slice(text.lastIndexOf(' ') + 1));
     if (!Number.isFinite(at) || at < 1e12) return;
     latencies.push(wallNow() - at);
-    received++;
   };
   const reply = (message: unknown) => process.send!(message);
   async function open({ targets, batch, attempts }: Extract<Request, { op: 'open' }>): Promise<Opened> {
@@ -169,11 +166,10 @@ function child(): void {
         open(request).then(reply, (error: unknown) => reply({ error: String(error) }));
         return;
       case 'count':
-        return reply(received);
+        return reply(latencies.length);
       case 'take': {
-        reply({ latencies, received } satisfies Taken);
+        reply({ latencies } satisfies Taken);
         latencies = [];
-        received = 0;
         return;
       }
       case 'cpu': {
@@ -256,13 +252,10 @@ export class StreamReaders {
     return counts.reduce((sum, count) => sum + count, 0);
   }
 
-  /** The latencies (ms) and count of the timed events since the last take. */
-  async take(): Promise<Taken> {
+  /** The latencies (ms) of the timed events since the last take, one per event. */
+  async take(): Promise<number[]> {
     const taken = await Promise.all(this.readers.map((reader) => reader.ask<Taken>({ op: 'take' })));
-    return {
-      latencies: taken.flatMap((each) => each.latencies),
-      received: taken.reduce((sum, each) => sum + each.received, 0),
-    };
+    return taken.flatMap((each) => each.latencies);
   }
 
   /** CPU seconds (user + system) the readers have used so far. */

@@ -279,7 +279,8 @@ async function fanout(ctx: Context, api: Deployment): Promise<void> {
       bench: (await readers.cpuSeconds()) - cpuBefore.readers,
       windowSeconds: (performance.now() - started) / 1000,
     };
-    const { latencies, received } = await readers.take();
+    const latencies = await readers.take();
+    const received = latencies.length;
     const latency = new Samples();
     for (const ms of latencies) latency.add(ms);
     const after = await readBack();
